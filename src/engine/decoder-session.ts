@@ -1,0 +1,127 @@
+/**
+ * One ONNX Runtime session over an onnxruntime-genai decoder export, and the forward step
+ * that feeds a sequence's KV cache in and out of it. Blocking: run it off the main thread.
+ */
+import { availableParallelism } from 'node:os';
+import ort from 'onnxruntime-node';
+import { SequenceKvCache } from './kv-cache.ts';
+import { ModelConfigError, loadModelConfig, type LoadedModelConfig } from './model-config.ts';
+import type { EngineOptions, ModelInfo } from './types.ts';
+
+export interface SessionDescription {
+  executionProvider: string;
+  threads: number;
+  graphOptimizationLevel: string;
+  loadMs: number;
+}
+
+function defaultThreads(): number {
+  // availableParallelism respects CPU affinity (containers pinned to fewer cores).
+  return Math.max(1, availableParallelism());
+}
+
+export class DecoderSession {
+  readonly info: ModelInfo;
+  private readonly ones: { data: BigInt64Array };
+  private readonly kvGrowthChunk: number;
+  private readonly contextLength: number;
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly config: LoadedModelConfig,
+    readonly description: SessionDescription,
+    opts: EngineOptions,
+  ) {
+    this.contextLength = Math.min(config.info.contextLength, opts.contextLength ?? Infinity);
+    this.info = { ...config.info, contextLength: this.contextLength };
+    this.kvGrowthChunk = opts.kvGrowthChunk ?? 256;
+    this.ones = { data: new BigInt64Array(0) };
+    this.checkInputs();
+  }
+
+  static async create(opts: EngineOptions): Promise<DecoderSession> {
+    const config = loadModelConfig(opts.modelDir);
+    const threads = opts.threads && opts.threads > 0 ? opts.threads : defaultThreads();
+    const graphOptimizationLevel = opts.graphOptimizationLevel ?? 'all';
+    const providers = opts.executionProviders ?? ['cpu'];
+    const t0 = performance.now();
+    const session = await ort.InferenceSession.create(config.modelPath, {
+      executionProviders: providers,
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel,
+    });
+    const loadMs = performance.now() - t0;
+    return new DecoderSession(session, config, { executionProvider: providers[0], threads, graphOptimizationLevel, loadMs }, opts);
+  }
+
+  private checkInputs(): void {
+    const { io, info } = this.config;
+    const required = [io.inputIds, io.attentionMask];
+    for (let i = 0; i < info.numLayers; i++) required.push(io.pastKey(i), io.pastValue(i));
+    const names = new Set(this.session.inputNames);
+    for (const name of required) {
+      if (!names.has(name)) throw new ModelConfigError(`model input "${name}" named by genai_config.json is not in ${this.config.modelPath}`);
+    }
+    const known = new Set([...required, ...(io.positionIds ? [io.positionIds] : [])]);
+    const unsupported = this.session.inputNames.filter((n) => !known.has(n));
+    if (unsupported.length > 0) {
+      throw new ModelConfigError(`unsupported model input(s): ${unsupported.join(', ')}`);
+    }
+    if (!this.session.outputNames.includes(io.logits)) {
+      throw new ModelConfigError(`model output "${io.logits}" is not in ${this.config.modelPath}`);
+    }
+  }
+
+  newSequence(): SequenceKvCache {
+    const { numLayers, numKvHeads, headSize } = this.info;
+    return new SequenceKvCache({ numLayers, numKvHeads, headSize }, this.kvGrowthChunk, this.contextLength);
+  }
+
+  private onesOf(n: number): BigInt64Array {
+    if (this.ones.data.length < n) {
+      this.ones.data = new BigInt64Array(Math.max(n, this.ones.data.length * 2, 1024)).fill(1n);
+    }
+    return this.ones.data.subarray(0, n);
+  }
+
+  /**
+   * Appends `tokens` to the sequence and returns the logits of its last position
+   * (a view into ORT's output, valid until the next call).
+   */
+  async forward(seq: SequenceKvCache, tokens: readonly number[]): Promise<Float32Array> {
+    const { io, info } = this.config;
+    const past = seq.length;
+    const total = past + tokens.length;
+    seq.reserve(total);
+
+    const ids = new BigInt64Array(tokens.length);
+    for (let i = 0; i < tokens.length; i++) ids[i] = BigInt(tokens[i]);
+    const feeds: Record<string, ort.Tensor> = {
+      [io.inputIds]: new ort.Tensor('int64', ids, [1, tokens.length]),
+      [io.attentionMask]: new ort.Tensor('int64', this.onesOf(total), [1, total]),
+    };
+    if (io.positionIds) {
+      const pos = new BigInt64Array(tokens.length);
+      for (let i = 0; i < tokens.length; i++) pos[i] = BigInt(past + i);
+      feeds[io.positionIds] = new ort.Tensor('int64', pos, [1, tokens.length]);
+    }
+    const fetches: Record<string, ort.Tensor | null> = { [io.logits]: null };
+    for (let layer = 0; layer < info.numLayers; layer++) {
+      feeds[io.pastKey(layer)] = seq.keyTensor(layer);
+      feeds[io.pastValue(layer)] = seq.valueTensor(layer);
+      fetches[io.presentKey(layer)] = seq.keyTensor(layer);
+      fetches[io.presentValue(layer)] = seq.valueTensor(layer);
+    }
+    const out = await this.session.run(feeds, fetches);
+    seq.length = total;
+    const logits = out[io.logits].data as Float32Array;
+    const vocab = logits.length / tokens.length;
+    return logits.subarray(logits.length - vocab);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Per-sequence KV cache. Each sequence owns one key and one value buffer per layer, laid out
+ * [1, kvHeads, capacity, headSize]. The same buffer is fed as `past_*` and fetched as `present_*`,
+ * so GroupQueryAttention appends the new positions in place (its shared-buffer mode) instead
+ * of returning a grown copy each step. Capacity grows in chunks and is never sized to the
+ * model's full context.
+ *
+ * Keeping this per sequence (not per session) is what continuous batching and prefix reuse
+ * build on: a scheduler can hold many of these, fork one, or truncate one to a shared prefix.
+ */
+import ort from 'onnxruntime-node';
+
+export interface KvShape {
+  numLayers: number;
+  numKvHeads: number;
+  headSize: number;
+}
+
+export class SequenceKvCache {
+  /** Positions already written (the past length for the next step). */
+  length = 0;
+  private capacity = 0;
+  private keys: Float32Array[] = [];
+  private values: Float32Array[] = [];
+  private keyTensors: ort.Tensor[] = [];
+  private valueTensors: ort.Tensor[] = [];
+
+  constructor(
+    readonly shape: KvShape,
+    private readonly growthChunk: number,
+    private readonly maxPositions: number,
+  ) {}
+
+  get allocatedPositions(): number {
+    return this.capacity;
+  }
+
+  /** Bytes held by this sequence's buffers. */
+  get bytes(): number {
+    return this.capacity * this.shape.numLayers * 2 * this.shape.numKvHeads * this.shape.headSize * 4;
+  }
+
+  /** Makes room for `total` positions, keeping what is cached. */
+  reserve(total: number): void {
+    if (total <= this.capacity) return;
+    if (total > this.maxPositions) {
+      throw new RangeError(`sequence of ${total} positions exceeds the context of ${this.maxPositions}`);
+    }
+    const chunk = this.growthChunk;
+    const next = Math.min(this.maxPositions, Math.ceil(total / chunk) * chunk);
+    const { numLayers, numKvHeads, headSize } = this.shape;
+    const dims = [1, numKvHeads, next, headSize];
+    for (let layer = 0; layer < numLayers; layer++) {
+      this.keys[layer] = this.regrow(this.keys[layer], next);
+      this.values[layer] = this.regrow(this.values[layer], next);
+      this.keyTensors[layer] = new ort.Tensor('float32', this.keys[layer], dims);
+      this.valueTensors[layer] = new ort.Tensor('float32', this.values[layer], dims);
+    }
+    this.capacity = next;
+  }
+
+  private regrow(old: Float32Array | undefined, next: number): Float32Array {
+    const { numKvHeads, headSize } = this.shape;
+    const grown = new Float32Array(numKvHeads * next * headSize);
+    if (old && this.length > 0) {
+      const oldStride = this.capacity * headSize;
+      const newStride = next * headSize;
+      const used = this.length * headSize;
+      for (let h = 0; h < numKvHeads; h++) {
+        grown.set(old.subarray(h * oldStride, h * oldStride + used), h * newStride);
+      }
+    }
+    return grown;
+  }
+
+  keyTensor(layer: number): ort.Tensor {
+    return this.keyTensors[layer];
+  }
+
+  valueTensor(layer: number): ort.Tensor {
+    return this.valueTensors[layer];
+  }
+
+  /** Forgets positions from `length` on (prefix reuse keeps the shared head of a prompt). */
+  truncate(length: number): void {
+    this.length = Math.min(this.length, Math.max(0, length));
+  }
+
+  release(): void {
+    this.keys = [];
+    this.values = [];
+    this.keyTensors = [];
+    this.valueTensors = [];
+    this.capacity = 0;
+    this.length = 0;
+  }
+}

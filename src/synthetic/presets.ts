@@ -1,0 +1,124 @@
+/** Shapes of the synthetic models. The graph builder reads nothing else. */
+export interface ModelShape {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headSize: number;
+  /** max_position_embeddings: rows of the long rotary cache. */
+  contextLength: number;
+  /** original_max_position_embeddings: rows of the short cache and the If threshold. */
+  originalContextLength: number;
+  ropeTheta: number;
+  partialRotaryFactor: number;
+  /** LongRoPE factors (one per rotary frequency); absent means plain RoPE with one cache. */
+  longRope?: { shortFactor: number[]; longFactor: number[] };
+  rmsNormEps: number;
+  /** MatMulNBits accuracy_level: 4 = int8 activations (the CPU export), 0 = exact fp32. */
+  accuracyLevel: 0 | 1 | 2 | 3 | 4;
+  blockSize: 32;
+  /** Standard deviation of the tied logits; sets how peaked the random model's output is. */
+  logitStd: number;
+  seed: number;
+}
+
+// Phi-4-mini-instruct config.json rope_scaling.long_factor.
+const PHI4_LONG_FACTOR = [
+  1, 1.118320672, 1.250641126, 1.398617824, 1.564103225, 1.74916897, 1.956131817, 2.187582649, 2.446418898,
+  2.735880826, 3.059592084, 3.421605075, 3.826451687, 4.279200023, 4.785517845, 5.351743533, 5.984965424,
+  6.693110555, 7.485043894, 8.370679318, 9.36110372, 10.4687158, 11.70738129, 13.09260651, 14.64173252,
+  16.37415215, 18.31155283, 20.47818807, 22.90118105, 25.61086418, 28.64115884, 32.03, 32.1, 32.13, 32.23, 32.6,
+  32.61, 32.64, 32.66, 32.7, 32.71, 32.93, 32.97, 33.28, 33.49, 33.5, 44.16, 47.77,
+];
+
+/** Real LongRoPE factors resampled to another number of rotary frequencies. */
+function resampleFactors(factors: number[], n: number): number[] {
+  if (n === factors.length) return factors.slice();
+  return Array.from({ length: n }, (_, i) => factors[Math.round((i * (factors.length - 1)) / Math.max(1, n - 1))]);
+}
+
+const PHI4_COMMON = {
+  vocabSize: 200064,
+  contextLength: 131072,
+  originalContextLength: 4096,
+  ropeTheta: 10000,
+  partialRotaryFactor: 0.75,
+  rmsNormEps: 1e-5,
+  blockSize: 32 as const,
+  seed: 1234,
+};
+
+function phi4Rope(headSize: number, partialRotaryFactor: number) {
+  const n = (headSize * partialRotaryFactor) / 2;
+  return { shortFactor: new Array<number>(n).fill(1), longFactor: resampleFactors(PHI4_LONG_FACTOR, n) };
+}
+
+export const PRESETS = {
+  /** Test fixture and embedded default: real vocabulary and I/O, two small layers. */
+  tiny: {
+    ...PHI4_COMMON,
+    hiddenSize: 64,
+    intermediateSize: 128,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    // 64 is the smallest head where 0.75 partial rotary gives a cache width that is a multiple of 8.
+    headSize: 64,
+    longRope: phi4Rope(64, 0.75),
+    accuracyLevel: 4,
+    logitStd: 4,
+  },
+  'tiny-exact': {
+    ...PHI4_COMMON,
+    hiddenSize: 64,
+    intermediateSize: 128,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headSize: 64,
+    longRope: phi4Rope(64, 0.75),
+    accuracyLevel: 0,
+    logitStd: 4,
+  },
+  /** A differently shaped export (Phi-3-mini-4k style: plain RoPE, full rotary) for config-driven tests. */
+  'tiny-alt': {
+    ...PHI4_COMMON,
+    contextLength: 4096,
+    originalContextLength: 4096,
+    partialRotaryFactor: 1,
+    hiddenSize: 64,
+    intermediateSize: 96,
+    numLayers: 3,
+    numHeads: 8,
+    numKvHeads: 4,
+    headSize: 64,
+    accuracyLevel: 4,
+    logitStd: 4,
+    seed: 99,
+  },
+  /** Phi-4-mini-instruct's real dimensions, for benchmarks. */
+  'phi4-mini-shape': {
+    ...PHI4_COMMON,
+    hiddenSize: 3072,
+    intermediateSize: 8192,
+    numLayers: 32,
+    numHeads: 24,
+    numKvHeads: 8,
+    headSize: 128,
+    longRope: { shortFactor: new Array<number>(48).fill(1), longFactor: PHI4_LONG_FACTOR },
+    accuracyLevel: 4,
+    logitStd: 4,
+  },
+} satisfies Record<string, ModelShape>;
+
+export type PresetName = keyof typeof PRESETS;
+
+export function isPresetName(name: string): name is PresetName {
+  return Object.hasOwn(PRESETS, name);
+}
+
+export function rotaryDim(shape: ModelShape): number {
+  return Math.round(shape.headSize * shape.partialRotaryFactor);
+}
