@@ -1,0 +1,161 @@
+/**
+ * The engine facade on the main thread: starts the worker that owns the ONNX session,
+ * turns its messages into per-request async streams, and aborts through shared memory so
+ * an abort lands before the worker's next model step even while it is busy.
+ */
+import { Worker } from 'node:worker_threads';
+import type { SessionDescription } from './decoder-session.ts';
+import type { EngineOptions, EngineStats, GenerationEvent, GenerationRequest, ModelInfo } from './types.ts';
+import type { FromWorker, ToWorker } from './worker-protocol.ts';
+
+// Source runs under tsx (.ts); the Docker image runs compiled JavaScript (.js).
+const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './worker-entry.ts' : './worker-entry.js', import.meta.url);
+
+interface Subscription {
+  push: (event: GenerationEvent) => void;
+  abortFlag: Int32Array;
+  promptTokens: number;
+  generated: number;
+}
+
+export class EngineClosedError extends Error {
+  override name = 'EngineClosedError';
+}
+
+export class Engine {
+  private nextId = 1;
+  private readonly subs = new Map<number, Subscription>();
+  private closed = false;
+  private fatal: string | undefined;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly info: ModelInfo,
+    readonly session: SessionDescription,
+  ) {
+    worker.on('message', (msg: FromWorker) => this.onMessage(msg));
+    worker.on('error', (err) => this.failAll(`engine worker crashed: ${err.message}`));
+    worker.on('exit', (code) => {
+      if (!this.closed) this.failAll(`engine worker exited with code ${code}`);
+    });
+  }
+
+  static async load(opts: EngineOptions): Promise<Engine> {
+    const worker = new Worker(workerUrl, { workerData: opts });
+    const ready = await new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
+      const onMessage = (msg: FromWorker) => {
+        if (msg.type === 'ready') resolve(msg);
+        else if (msg.type === 'fatal') reject(new Error(msg.error));
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`engine worker exited with code ${code} while loading`)));
+    });
+    worker.removeAllListeners();
+    return new Engine(worker, ready.info, ready.session);
+  }
+
+  /** False once the worker has died; the server reports not-ready. */
+  get healthy(): boolean {
+    return !this.closed && this.fatal === undefined;
+  }
+
+  stats(): EngineStats {
+    let kvTokensInUse = 0;
+    for (const s of this.subs.values()) kvTokensInUse += s.promptTokens + s.generated;
+    return { running: this.subs.size, kvTokensInUse };
+  }
+
+  /**
+   * Streams the events of one generation: token events, then exactly one `done`.
+   * Aborting the signal ends it with finish_reason "abort" before the next model step.
+   */
+  generate(request: GenerationRequest, signal?: AbortSignal): AsyncIterable<GenerationEvent> {
+    if (!this.healthy) throw new EngineClosedError(this.fatal ?? 'engine is closed');
+    const id = this.nextId++;
+    const shared = new SharedArrayBuffer(4);
+    const abortFlag = new Int32Array(shared);
+    const queue: GenerationEvent[] = [];
+    let wake: (() => void) | undefined;
+    const sub: Subscription = {
+      abortFlag,
+      promptTokens: request.promptIds.length,
+      generated: 0,
+      push: (event) => {
+        if (event.type === 'token') sub.generated++;
+        queue.push(event);
+        wake?.();
+      },
+    };
+    this.subs.set(id, sub);
+    const onAbort = () => Atomics.store(abortFlag, 0, 1);
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.post({ type: 'generate', id, request, abortFlag: shared });
+
+    const subs = this.subs;
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          for (;;) {
+            while (queue.length === 0) await new Promise<void>((r) => (wake = r));
+            wake = undefined;
+            const event = queue.shift()!;
+            yield event;
+            if (event.type === 'done') return;
+          }
+        } finally {
+          // A consumer that stops early (client gone) must stop the worker too.
+          onAbort();
+          signal?.removeEventListener('abort', onAbort);
+          if (queue.at(-1)?.type !== 'done' && subs.has(id)) {
+            // Leave the subscription until the worker's done arrives, so stats stay truthful.
+            sub.push = (event) => {
+              if (event.type === 'done') subs.delete(id);
+            };
+          } else {
+            subs.delete(id);
+          }
+        }
+      },
+    };
+  }
+
+  private post(msg: ToWorker): void {
+    this.worker.postMessage(msg);
+  }
+
+  private onMessage(msg: FromWorker): void {
+    if (msg.type !== 'event') return;
+    const sub = this.subs.get(msg.id);
+    if (!sub) return;
+    sub.push(msg.event);
+  }
+
+  private failAll(reason: string): void {
+    this.fatal = reason;
+    for (const [id, sub] of this.subs) {
+      sub.push({
+        type: 'done',
+        finishReason: 'error',
+        promptTokens: sub.promptTokens,
+        completionTokens: sub.generated,
+        timings: { prefillMs: 0, decodeMs: 0, overheadMsPerToken: 0 },
+        error: reason,
+      });
+      this.subs.delete(id);
+    }
+  }
+
+  /** Aborts running generations, waits for the worker to finish them, and ends it. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const sub of this.subs.values()) Atomics.store(sub.abortFlag, 0, 1);
+    this.closed = true;
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.post({ type: 'shutdown' });
+    const timeout = setTimeout(() => void this.worker.terminate(), 10_000);
+    await exited;
+    clearTimeout(timeout);
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Prefill + autoregressive decode for one sequence. Runs where the session lives (the worker);
+ * `emit` hands each event out as soon as it exists.
+ */
+import type { DecoderSession } from './decoder-session.ts';
+import { Sampler } from './sampling/index.ts';
+import { firstStop, stopAtContext, stopAtMaxTokens, stopOnTokens, type StoppingCriterion } from './stopping.ts';
+import type { FinishReason, GenerationEvent, GenerationRequest } from './types.ts';
+
+export interface LoopHooks {
+  /** Checked before every model step; true ends the generation with finish_reason "abort". */
+  aborted: () => boolean;
+  emit: (event: GenerationEvent) => void;
+}
+
+export async function runGeneration(session: DecoderSession, req: GenerationRequest, hooks: LoopHooks): Promise<void> {
+  const { info } = session;
+  const started = performance.now();
+  let runMs = 0;
+  let prefillMs = 0;
+  let completionTokens = 0;
+  let finishReason: FinishReason | undefined;
+  let error: string | undefined;
+  const seq = session.newSequence();
+
+  const forward = async (tokens: readonly number[]): Promise<Float32Array> => {
+    const t = performance.now();
+    const logits = await session.forward(seq, tokens);
+    runMs += performance.now() - t;
+    return logits;
+  };
+
+  try {
+    if (req.promptIds.length === 0) throw new RangeError('prompt is empty');
+    if (req.promptIds.length >= info.contextLength) {
+      throw new RangeError(`prompt of ${req.promptIds.length} tokens does not fit the context of ${info.contextLength}`);
+    }
+    const criteria: StoppingCriterion[] = [
+      stopOnTokens([...info.eosTokenIds, ...(req.extraStopTokenIds ?? [])]),
+      stopAtMaxTokens(req.maxTokens),
+      stopAtContext(info.contextLength),
+    ];
+    const sampler = new Sampler(info.vocabSize, req.sampling, req.promptIds);
+    const sampleOpts = { topLogprobs: req.topLogprobs };
+
+    if (hooks.aborted()) {
+      finishReason = 'abort';
+    } else if (req.maxTokens <= 0) {
+      finishReason = 'length';
+    } else {
+      let logits = await forward(req.promptIds);
+      while (finishReason === undefined) {
+        const choice = sampler.sample(logits, sampleOpts);
+        completionTokens++;
+        if (completionTokens === 1) prefillMs = performance.now() - started;
+        const stop = firstStop(criteria, { tokenId: choice.id, completionTokens, nextLength: seq.length + 1 });
+        if (stop !== 'stop') hooks.emit({ type: 'token', id: choice.id, logprob: choice.logprob, top: choice.top });
+        if (stop) {
+          finishReason = stop;
+        } else if (hooks.aborted()) {
+          finishReason = 'abort';
+        } else {
+          logits = await forward([choice.id]);
+        }
+      }
+    }
+  } catch (err) {
+    finishReason = 'error';
+    error = err instanceof Error ? err.message : String(err);
+  } finally {
+    seq.release();
+  }
+
+  const totalMs = performance.now() - started;
+  hooks.emit({
+    type: 'done',
+    finishReason,
+    promptTokens: req.promptIds.length,
+    completionTokens,
+    timings: {
+      prefillMs,
+      decodeMs: completionTokens > 0 ? totalMs - prefillMs : 0,
+      overheadMsPerToken: completionTokens > 0 ? (totalMs - runMs) / completionTokens : 0,
+    },
+    ...(error !== undefined ? { error } : {}),
+  });
+}

@@ -1,0 +1,32 @@
+/** Stopping criteria, each a small unit the generation loop asks after every sampled token. */
+import type { FinishReason } from './types.ts';
+
+export interface StopState {
+  tokenId: number;
+  completionTokens: number;
+  /** Positions the sequence will hold if it continues one more step. */
+  nextLength: number;
+}
+
+export type StoppingCriterion = (s: StopState) => FinishReason | undefined;
+
+export function stopOnTokens(ids: Iterable<number>): StoppingCriterion {
+  const set = new Set(ids);
+  return (s) => (set.has(s.tokenId) ? 'stop' : undefined);
+}
+
+export function stopAtMaxTokens(maxTokens: number): StoppingCriterion {
+  return (s) => (s.completionTokens >= maxTokens ? 'length' : undefined);
+}
+
+export function stopAtContext(contextLength: number): StoppingCriterion {
+  return (s) => (s.nextLength > contextLength ? 'length' : undefined);
+}
+
+export function firstStop(criteria: StoppingCriterion[], s: StopState): FinishReason | undefined {
+  for (const c of criteria) {
+    const r = c(s);
+    if (r) return r;
+  }
+  return undefined;
+}

@@ -1,0 +1,41 @@
+/**
+ * Builds a synthetic model folder unless an up-to-date one is already there. A stamp file
+ * records the preset and a hash of the builder's sources, so a changed builder rebuilds.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildSyntheticModel } from './build.ts';
+import type { PresetName } from './presets.ts';
+
+export const STAMP_FILE = 'synthetic-model.json';
+
+function builderHash(): string {
+  const dir = dirname(fileURLToPath(import.meta.url));
+  const h = createHash('sha256');
+  for (const f of readdirSync(dir).sort()) {
+    if (/\.(ts|js)$/.test(f)) h.update(f).update(readFileSync(join(dir, f)));
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+export function isSyntheticModel(dir: string): boolean {
+  return existsSync(join(dir, STAMP_FILE));
+}
+
+export async function ensureSyntheticModel(
+  preset: PresetName,
+  outDir: string,
+  onProgress?: (written: number, total: number) => void,
+): Promise<{ built: boolean }> {
+  const stampPath = join(outDir, STAMP_FILE);
+  const stamp = { preset, builder: builderHash() };
+  if (existsSync(stampPath) && existsSync(join(outDir, 'model.onnx'))) {
+    const old = JSON.parse(readFileSync(stampPath, 'utf8')) as typeof stamp;
+    if (old.preset === stamp.preset && old.builder === stamp.builder) return { built: false };
+  }
+  await buildSyntheticModel({ preset, outDir, onProgress });
+  writeFileSync(stampPath, JSON.stringify({ ...stamp, note: 'random weights: output is meaningless' }, null, 2) + '\n');
+  return { built: true };
+}
