@@ -8,8 +8,17 @@ import type { SessionDescription } from './decoder-session.ts';
 import type { EngineOptions, EngineStats, GenerationEvent, GenerationRequest, ModelInfo } from './types.ts';
 import type { FromWorker, ToWorker } from './worker-protocol.ts';
 
-// Source runs under tsx (.ts); the Docker image runs compiled JavaScript (.js).
-const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './worker-entry.ts' : './worker-entry.js', import.meta.url);
+// Source runs under tsx (.ts); the Docker image runs compiled JavaScript (.js). Workers do not
+// always inherit the parent's loader (node --test children don't), so a TypeScript worker
+// registers tsx itself before importing its entry.
+const fromSource = import.meta.url.endsWith('.ts');
+const workerUrl = new URL(fromSource ? './worker-entry.ts' : './worker-entry.js', import.meta.url);
+
+function startWorker(opts: EngineOptions): Worker {
+  if (!fromSource) return new Worker(workerUrl, { workerData: opts });
+  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(workerUrl.href)}); })`;
+  return new Worker(bootstrap, { eval: true, workerData: opts });
+}
 
 interface Subscription {
   push: (event: GenerationEvent) => void;
@@ -41,17 +50,24 @@ export class Engine {
   }
 
   static async load(opts: EngineOptions): Promise<Engine> {
-    const worker = new Worker(workerUrl, { workerData: opts });
+    const worker = startWorker(opts);
+    let cleanup = () => {};
     const ready = await new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
       const onMessage = (msg: FromWorker) => {
         if (msg.type === 'ready') resolve(msg);
         else if (msg.type === 'fatal') reject(new Error(msg.error));
       };
+      const onExit = (code: number) => reject(new Error(`engine worker exited with code ${code} while loading`));
       worker.on('message', onMessage);
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`engine worker exited with code ${code} while loading`)));
-    });
-    worker.removeAllListeners();
+      worker.on('error', reject);
+      worker.on('exit', onExit);
+      // Only our own listeners: Worker keeps internal ones that removeAllListeners would break.
+      cleanup = () => {
+        worker.off('message', onMessage);
+        worker.off('error', reject);
+        worker.off('exit', onExit);
+      };
+    }).finally(() => cleanup());
     return new Engine(worker, ready.info, ready.session);
   }
 
@@ -96,11 +112,13 @@ export class Engine {
     const subs = this.subs;
     return {
       async *[Symbol.asyncIterator]() {
+        let finished = false;
         try {
           for (;;) {
             while (queue.length === 0) await new Promise<void>((r) => (wake = r));
             wake = undefined;
             const event = queue.shift()!;
+            finished = event.type === 'done' || queue.some((e) => e.type === 'done');
             yield event;
             if (event.type === 'done') return;
           }
@@ -108,7 +126,7 @@ export class Engine {
           // A consumer that stops early (client gone) must stop the worker too.
           onAbort();
           signal?.removeEventListener('abort', onAbort);
-          if (queue.at(-1)?.type !== 'done' && subs.has(id)) {
+          if (!finished && subs.has(id)) {
             // Leave the subscription until the worker's done arrives, so stats stay truthful.
             sub.push = (event) => {
               if (event.type === 'done') subs.delete(id);

@@ -4,7 +4,7 @@
  */
 import type { DecoderSession } from './decoder-session.ts';
 import { Sampler } from './sampling/index.ts';
-import { firstStop, stopAtContext, stopAtMaxTokens, stopOnTokens, type StoppingCriterion } from './stopping.ts';
+import { firstStop, stopAtMaxTokens, stopOnTokens, type StoppingCriterion } from './stopping.ts';
 import type { FinishReason, GenerationEvent, GenerationRequest } from './types.ts';
 
 export interface LoopHooks {
@@ -38,7 +38,6 @@ export async function runGeneration(session: DecoderSession, req: GenerationRequ
     const criteria: StoppingCriterion[] = [
       stopOnTokens([...info.eosTokenIds, ...(req.extraStopTokenIds ?? [])]),
       stopAtMaxTokens(req.maxTokens),
-      stopAtContext(info.contextLength),
     ];
     const sampler = new Sampler(info.vocabSize, req.sampling, req.promptIds);
     const sampleOpts = { topLogprobs: req.topLogprobs };
@@ -53,10 +52,13 @@ export async function runGeneration(session: DecoderSession, req: GenerationRequ
         const choice = sampler.sample(logits, sampleOpts);
         completionTokens++;
         if (completionTokens === 1) prefillMs = performance.now() - started;
-        const stop = firstStop(criteria, { tokenId: choice.id, completionTokens, nextLength: seq.length + 1 });
+        const stop = firstStop(criteria, { tokenId: choice.id, completionTokens });
         if (stop !== 'stop') hooks.emit({ type: 'token', id: choice.id, logprob: choice.logprob, top: choice.top });
         if (stop) {
           finishReason = stop;
+        } else if (seq.length + 2 > info.contextLength) {
+          // The sequence holds seq.length + 1 tokens now; another one would not fit the context.
+          finishReason = 'length';
         } else if (hooks.aborted()) {
           finishReason = 'abort';
         } else {

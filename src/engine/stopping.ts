@@ -4,8 +4,6 @@ import type { FinishReason } from './types.ts';
 export interface StopState {
   tokenId: number;
   completionTokens: number;
-  /** Positions the sequence will hold if it continues one more step. */
-  nextLength: number;
 }
 
 export type StoppingCriterion = (s: StopState) => FinishReason | undefined;
@@ -17,10 +15,6 @@ export function stopOnTokens(ids: Iterable<number>): StoppingCriterion {
 
 export function stopAtMaxTokens(maxTokens: number): StoppingCriterion {
   return (s) => (s.completionTokens >= maxTokens ? 'length' : undefined);
-}
-
-export function stopAtContext(contextLength: number): StoppingCriterion {
-  return (s) => (s.nextLength > contextLength ? 'length' : undefined);
 }
 
 export function firstStop(criteria: StoppingCriterion[], s: StopState): FinishReason | undefined {

@@ -1,0 +1,165 @@
+/**
+ * npm run bench:engine [-- --preset phi4-mini-shape --decode 32 --threads 2]
+ *
+ * One run, two contenders on the same model file and session options:
+ *  - bare: a plain onnxruntime-node loop (present fed back as past, argmax), no engine;
+ *  - engine: our Engine (worker thread, KV buffers shared in place, sampler, events).
+ * Reports load time, RSS, prefill tok/s (128 and 2,048-token prompts) and decode tok/s at
+ * 128 and 2,048 tokens of context, and the engine/bare ratios. Absolute numbers drift between
+ * runs and machines; the ratios measured in one run are what to compare.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import ort from 'onnxruntime-node';
+import { Engine } from '../src/engine/engine.ts';
+import { loadModelConfig } from '../src/engine/model-config.ts';
+import { DEFAULT_SAMPLING } from '../src/engine/types.ts';
+import { ensureSyntheticModel } from '../src/synthetic/ensure.ts';
+import { isPresetName } from '../src/synthetic/presets.ts';
+
+const { values } = parseArgs({
+  options: {
+    preset: { type: 'string', default: 'phi4-mini-shape' },
+    'model-dir': { type: 'string' },
+    decode: { type: 'string', default: '32' },
+    threads: { type: 'string', default: '0' },
+    contexts: { type: 'string', default: '128,2048' },
+  },
+});
+const preset = values.preset;
+if (!isPresetName(preset)) throw new Error(`unknown preset ${preset}`);
+const modelDir = values['model-dir'] ?? join('models', preset);
+const decodeTokens = Number(values.decode);
+const threads = Number(values.threads) || undefined;
+const contexts = values.contexts.split(',').map(Number);
+
+const gb = (n: number) => (n / 1024 ** 3).toFixed(2);
+if (!values['model-dir']) {
+  let last = -1;
+  await ensureSyntheticModel(preset, modelDir, (w, t) => {
+    const pct = Math.floor((100 * w) / t);
+    if (pct !== last && pct % 10 === 0) console.log(`building ${preset}: ${pct}% (${gb(w)} / ${gb(t)} GB)`);
+    last = pct;
+  });
+}
+
+const cfg = loadModelConfig(modelDir);
+const { info, io } = cfg;
+const promptOf = (n: number) => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919) % 150000));
+
+interface Row {
+  context: number;
+  prefillTokS: number;
+  decodeTokS: number;
+}
+
+let peakRss = 0;
+const sampleRss = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+
+/** The loop anyone would write first: run, argmax, feed presents back as pasts. */
+async function bareLoop(): Promise<{ loadMs: number; rows: Row[] }> {
+  const t0 = performance.now();
+  const session = await ort.InferenceSession.create(cfg.modelPath, {
+    intraOpNumThreads: threads ?? 0,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+  const loadMs = performance.now() - t0;
+  const rows: Row[] = [];
+  for (const context of contexts) {
+    let past: Record<string, ort.Tensor> = {};
+    for (let l = 0; l < info.numLayers; l++) {
+      const empty = new ort.Tensor('float32', new Float32Array(0), [1, info.numKvHeads, 0, info.headSize]);
+      past[io.pastKey(l)] = empty;
+      past[io.pastValue(l)] = empty;
+    }
+    let ids = promptOf(context);
+    let total = 0;
+    let prefillMs = 0;
+    const tDecode: number[] = [];
+    for (let step = 0; step <= decodeTokens; step++) {
+      total += ids.length;
+      const feeds: Record<string, ort.Tensor> = {
+        ...past,
+        [io.inputIds]: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
+        [io.attentionMask]: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
+      };
+      const t = performance.now();
+      const out = await session.run(feeds);
+      const logits = out[io.logits].data as Float32Array;
+      const last = logits.subarray(logits.length - info.vocabSize);
+      let best = 0;
+      for (let i = 1; i < last.length; i++) if (last[i] > last[best]) best = i;
+      const ms = performance.now() - t;
+      if (step === 0) prefillMs = ms;
+      else tDecode.push(ms);
+      past = {};
+      for (let l = 0; l < info.numLayers; l++) {
+        past[io.pastKey(l)] = out[io.presentKey(l)];
+        past[io.pastValue(l)] = out[io.presentValue(l)];
+      }
+      ids = [best];
+    }
+    const decodeMs = tDecode.reduce((a, b) => a + b, 0);
+    rows.push({ context, prefillTokS: (context / prefillMs) * 1000, decodeTokS: (tDecode.length / decodeMs) * 1000 });
+    console.log(`bare   ctx ${context}: prefill ${rows.at(-1)!.prefillTokS.toFixed(1)} tok/s, decode ${rows.at(-1)!.decodeTokS.toFixed(2)} tok/s`);
+  }
+  await session.release();
+  return { loadMs, rows };
+}
+
+async function engineLoop(): Promise<{ loadMs: number; rows: Row[]; overheadMs: number[] }> {
+  const t0 = performance.now();
+  const engine = await Engine.load({ modelDir, threads });
+  const loadMs = performance.now() - t0;
+  const rows: Row[] = [];
+  const overheadMs: number[] = [];
+  try {
+    for (const context of contexts) {
+      const promptIds = promptOf(context);
+      // logit_bias keeps eos away so every run decodes the full count.
+      const logitBias = new Map(info.eosTokenIds.map((id) => [id, -100]));
+      for await (const e of engine.generate({ promptIds, maxTokens: decodeTokens + 1, sampling: { ...DEFAULT_SAMPLING, temperature: 0, logitBias } })) {
+        if (e.type !== 'done') continue;
+        if (e.finishReason !== 'length') throw new Error(`engine run ended with ${e.finishReason}: ${e.error ?? ''}`);
+        rows.push({ context, prefillTokS: (context / e.timings.prefillMs) * 1000, decodeTokS: (decodeTokens / e.timings.decodeMs) * 1000 });
+        overheadMs.push(e.timings.overheadMsPerToken);
+      }
+      console.log(`engine ctx ${context}: prefill ${rows.at(-1)!.prefillTokS.toFixed(1)} tok/s, decode ${rows.at(-1)!.decodeTokS.toFixed(2)} tok/s`);
+    }
+  } finally {
+    await engine.close();
+  }
+  return { loadMs, rows, overheadMs };
+}
+
+const bare = await bareLoop();
+const bareRss = peakRss;
+peakRss = 0;
+const eng = await engineLoop();
+clearInterval(sampleRss);
+
+const lines = [
+  `## Engine benchmark — ${preset} (${info.numLayers} layers, hidden ${info.hiddenSize}), ${new Date().toISOString().slice(0, 10)}`,
+  '',
+  `threads: ${threads ?? 'auto'}; decode tokens per run: ${decodeTokens}; one run, same model file.`,
+  '',
+  '| metric | bare ORT loop | engine | engine / bare |',
+  '|---|---|---|---|',
+  `| load (s) | ${(bare.loadMs / 1000).toFixed(1)} | ${(eng.loadMs / 1000).toFixed(1)} | |`,
+  `| peak RSS of this process (GB) | ${gb(bareRss)} | ${gb(peakRss)} (worker inside) | |`,
+];
+for (const [i, context] of contexts.entries()) {
+  const b = bare.rows[i];
+  const e = eng.rows[i];
+  lines.push(`| prefill tok/s, ${context}-token prompt | ${b.prefillTokS.toFixed(1)} | ${e.prefillTokS.toFixed(1)} | ${(e.prefillTokS / b.prefillTokS).toFixed(2)}x |`);
+  lines.push(`| decode tok/s at ${context} context | ${b.decodeTokS.toFixed(2)} | ${e.decodeTokS.toFixed(2)} | ${(e.decodeTokS / b.decodeTokS).toFixed(2)}x |`);
+  lines.push(`| engine work outside session.run per token (ms), ${context} ctx | | ${eng.overheadMs[i].toFixed(3)} | |`);
+}
+const table = lines.join('\n');
+console.log(`\n${table}\n`);
+mkdirSync('bench/results', { recursive: true });
+writeFileSync(join('bench/results', `engine-${preset}.md`), table + '\n');
+writeFileSync(join('bench/results', `engine-${preset}.json`), JSON.stringify({ preset, threads, decodeTokens, bare, engine: eng, bareRss, engineRss: peakRss }, null, 2) + '\n');

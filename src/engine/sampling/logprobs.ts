@@ -1,0 +1,52 @@
+/**
+ * Log-probabilities for the OpenAI `logprobs` / `top_logprobs` fields.
+ *
+ * They are the log-softmax of the logits after penalties and logit bias but before temperature and
+ * truncation (top-k/top-p/min-p). That is what the model, as steered by the request, thinks of
+ * each token, independent of how boldly we then sample; it is what OpenAI returns and close to
+ * vLLM's "processed_logprobs" mode. A consequence: a sampled token can show a low logprob, and
+ * banned tokens (bias -100) report -Infinity.
+ */
+import type { TokenLogprob } from '../types.ts';
+import { expNonPositive } from './fast-exp.ts';
+import { TopTokens } from './top-tokens.ts';
+
+/** OpenAI's cap on top_logprobs. */
+export const MAX_TOP_LOGPROBS = 20;
+
+export interface TokenLogprobs {
+  logprob: TokenLogprob;
+  /** Present when alternatives were asked for; most likely first, ties by lower id. */
+  top?: TokenLogprob[];
+}
+
+export class LogprobReporter {
+  private readonly best = new TopTokens(MAX_TOP_LOGPROBS);
+
+  /** depth: nats below the max beyond which exp() is negligible next to the normalizer (≥ 1). */
+  constructor(private readonly depth: number) {}
+
+  /** maxLogit must be the largest of `logits` (the sampler has found it already). */
+  report(logits: Float32Array, maxLogit: number, chosen: number, topCount: number): TokenLogprobs {
+    const { depth, best } = this;
+    const floor = maxLogit - depth;
+    let sum = 0;
+    let bar = best.reset(topCount);
+    // One pass collects the normalizer and the top entries together, so the vocabulary is read once.
+    for (let i = 0; i < logits.length; i++) {
+      const v = logits[i];
+      // A branch rather than arithmetic masking: -Infinity (banned) and NaN logits would turn a
+      // masked exp() into NaN. It costs little while most tokens fall on the same side of the floor.
+      if (v >= floor) sum += expNonPositive(v - maxLogit);
+      if (v > bar) bar = best.offer(i, v);
+    }
+    const logNormalizer = maxLogit + Math.log(sum);
+
+    const logprob = { id: chosen, logprob: logits[chosen] - logNormalizer };
+    if (topCount === 0) return { logprob };
+    best.sortDescending();
+    const top: TokenLogprob[] = [];
+    for (let i = 0; i < best.count; i++) top.push({ id: best.ids[i], logprob: best.scores[i] - logNormalizer });
+    return { logprob, top };
+  }
+}

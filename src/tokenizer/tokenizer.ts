@@ -1,0 +1,175 @@
+/**
+ * The chat model's tokenizer, loaded from the model folder with transformers.js so that
+ * tokenization and the chat template are exactly what the model's own files say.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
+
+export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+  /** JSON text of the tool definitions; the Phi-4 template reads it from the system message. */
+  tools?: string;
+}
+
+export interface EncodeOptions {
+  /** Passed through to the tokenizer's post-processor; Phi-4's adds nothing (no BOS). */
+  addSpecialTokens?: boolean;
+}
+
+export interface DecodeOptions {
+  skipSpecialTokens?: boolean;
+}
+
+export interface ChatTemplateOptions {
+  /** End the prompt with the assistant header so the model answers next. */
+  addGenerationPrompt?: boolean;
+  /** Tool definitions (OpenAI/JSON-schema objects). An empty list counts as none. */
+  tools?: unknown[];
+}
+
+export interface RenderedChat {
+  text: string;
+  ids: number[];
+}
+
+/** Files transformers.js needs; checked up front because a miss is memoized inside the library. */
+const REQUIRED_FILES = ['tokenizer.json', 'tokenizer_config.json'] as const;
+
+export class ChatTokenizer {
+  /** Ids that end a sequence according to tokenizer_config.json (its eos_token). */
+  readonly eosTokenIds: readonly number[];
+  /** Highest token id the tokenizer knows plus one (the model's logits may be wider). */
+  readonly vocabSize: number;
+  /** Absolute path of the folder the tokenizer was loaded from. */
+  readonly modelDir: string;
+
+  private readonly tok: PreTrainedTokenizer;
+
+  private constructor(tok: PreTrainedTokenizer, modelDir: string) {
+    this.tok = tok;
+    this.modelDir = modelDir;
+    this.eosTokenIds = Object.freeze(eosIdsFromConfig(tok));
+    let maxId = -1;
+    for (const id of tok.get_vocab().values()) if (id > maxId) maxId = id;
+    this.vocabSize = maxId + 1;
+  }
+
+  /** Loads tokenizer.json + tokenizer_config.json from `modelDir`, never touching the network. */
+  static async load(modelDir: string): Promise<ChatTokenizer> {
+    const dir = resolve(modelDir);
+    for (const f of REQUIRED_FILES) {
+      if (!existsSync(join(dir, f))) throw new Error(`tokenizer: ${join(dir, f)} not found`);
+    }
+    env.allowRemoteModels = false;
+    env.allowLocalModels = true;
+    // An absolute path fails transformers.js's repo-id check, so it is read verbatim and
+    // localModelPath is not prepended; pointing localModelPath at the model's parent only
+    // keeps any bare-id lookup inside our models folder instead of node_modules.
+    env.localModelPath = dirname(dir);
+    const tok = await AutoTokenizer.from_pretrained(dir, { local_files_only: true });
+    return new ChatTokenizer(tok, dir);
+  }
+
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    if (text.length === 0) return [];
+    return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true });
+  }
+
+  /** Ids the tokenizer has no token for decode to nothing, as in HF's Rust tokenizers. */
+  decode(ids: readonly number[], opts: DecodeOptions = {}): string {
+    if (ids.length === 0) return '';
+    return this.tok.decode(ids as number[], { skip_special_tokens: opts.skipSpecialTokens ?? false });
+  }
+
+  tokenToId(token: string): number | undefined {
+    const id: number | undefined | null = this.tok.convert_tokens_to_ids(token);
+    return typeof id === 'number' ? id : undefined;
+  }
+
+  /**
+   * Renders the conversation with the model's own chat template and tokenizes it. Special
+   * tokens typed inside message content are tokenized as special tokens, as HF does;
+   * callers that accept untrusted content must decide whether to allow that.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): RenderedChat {
+    const conversation = messages.map(toTemplateMessage);
+    if (opts.tools && opts.tools.length > 0) {
+      const tools = pythonJsonDumps(opts.tools);
+      const sys = conversation.find((m) => m.role === 'system');
+      if (sys) sys.tools = tools;
+      else conversation.unshift({ role: 'system', content: '', tools });
+    }
+    const text = this.tok.apply_chat_template(conversation, {
+      tokenize: false,
+      add_generation_prompt: opts.addGenerationPrompt ?? false,
+    });
+    // Same as apply_chat_template's own tokenize step (no extra special tokens), but
+    // rendering once gives both the text and the ids.
+    return { text, ids: this.encode(text, { addSpecialTokens: false }) };
+  }
+}
+
+interface TemplateMessage {
+  role: string;
+  content: string;
+  tools?: string;
+}
+
+/**
+ * The template tests `'tools' in message`, so the key must be absent (not undefined)
+ * when there are no tools, or it would concatenate an undefined value.
+ */
+function toTemplateMessage(m: ChatMessage): TemplateMessage {
+  const out: TemplateMessage = { role: m.role, content: m.content };
+  if (typeof m.tools === 'string') out.tools = m.tools;
+  return out;
+}
+
+function eosIdsFromConfig(tok: PreTrainedTokenizer): number[] {
+  const cfg: unknown = tok.config;
+  const raw = cfg && typeof cfg === 'object' ? (cfg as Record<string, unknown>).eos_token : undefined;
+  const names: unknown[] = Array.isArray(raw) ? raw : [raw];
+  const ids: number[] = [];
+  for (const n of names) {
+    const content =
+      typeof n === 'string'
+        ? n
+        : n && typeof n === 'object' && typeof (n as { content?: unknown }).content === 'string'
+          ? (n as { content: string }).content
+          : undefined;
+    if (content === undefined) continue;
+    const id: number | undefined | null = tok.convert_tokens_to_ids(content);
+    if (typeof id === 'number' && !ids.includes(id)) ids.push(id);
+  }
+  return ids;
+}
+
+/**
+ * JSON as Python's json.dumps writes it by default (", " and ": " separators, non-ASCII
+ * escaped). Phi-4-mini's tool prompts were produced that way, so matching it keeps the
+ * prompt in the distribution the model was trained on.
+ */
+export function pythonJsonDumps(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value === 'string') return asciiJsonString(value);
+  if (typeof value === 'number') return Number.isFinite(value) ? JSON.stringify(value) : 'null';
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (Array.isArray(value)) return `[${value.map(pythonJsonDumps).join(', ')}]`;
+  if (typeof value === 'object') {
+    const parts: string[] = [];
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (v === undefined || typeof v === 'function') continue;
+      parts.push(`${asciiJsonString(k)}: ${pythonJsonDumps(v)}`);
+    }
+    return `{${parts.join(', ')}}`;
+  }
+  return 'null';
+}
+
+function asciiJsonString(s: string): string {
+  return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

@@ -1,0 +1,48 @@
+/** Nothing about the model shape is hard-coded: a differently shaped export loads and generates. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Engine } from '../../src/engine/engine.ts';
+import { DEFAULT_SAMPLING } from '../../src/engine/types.ts';
+import { FIXTURES } from '../setup/model-paths.ts';
+
+test('tiny-alt (3 layers, 4 KV heads, plain RoPE, 4k context) loads and generates', async () => {
+  const engine = await Engine.load({ modelDir: FIXTURES['tiny-alt'], threads: 1 });
+  try {
+    assert.equal(engine.info.numLayers, 3);
+    assert.equal(engine.info.numKvHeads, 4);
+    assert.equal(engine.info.headSize, 64);
+    assert.equal(engine.info.contextLength, 4096);
+    let tokens = 0;
+    let finish: string | undefined;
+    for await (const e of engine.generate({ promptIds: [1, 2, 3, 4, 5], maxTokens: 8, sampling: { ...DEFAULT_SAMPLING, seed: 1 } })) {
+      if (e.type === 'token') tokens++;
+      else finish = e.finishReason;
+    }
+    assert.equal(tokens, 8);
+    assert.equal(finish, 'length');
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a missing model folder gets an error that names the missing file', async () => {
+  await assert.rejects(Engine.load({ modelDir: '/nonexistent/model' }), /genai_config\.json is missing/);
+});
+
+test('--context-length caps the context below the model\'s own', async () => {
+  const engine = await Engine.load({ modelDir: FIXTURES.tiny, threads: 1, contextLength: 24 });
+  try {
+    assert.equal(engine.info.contextLength, 24);
+    let tokens = 0;
+    let finish: string | undefined;
+    for await (const e of engine.generate({ promptIds: Array.from({ length: 20 }, (_, i) => 100 + i), maxTokens: 100, sampling: { ...DEFAULT_SAMPLING, seed: 2 } })) {
+      if (e.type === 'token') tokens++;
+      else finish = e.finishReason;
+    }
+    // 20 prompt positions + 4 generated fill the 24-position context.
+    assert.equal(finish, 'length');
+    assert.equal(tokens, 4);
+  } finally {
+    await engine.close();
+  }
+});
