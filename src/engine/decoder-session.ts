@@ -5,10 +5,15 @@
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { SequenceKvCache } from './kv-cache.ts';
+import { ensureLastPositionModel } from './last-position-model.ts';
 import { ModelConfigError, loadModelConfig, type LoadedModelConfig } from './model-config.ts';
 import type { EngineOptions, ModelInfo } from './types.ts';
 
 export interface SessionDescription {
+  modelFile: string;
+  /** 'last-position' when the derived graph runs; otherwise why not. */
+  logits: 'last-position' | 'all-positions';
+  logitsNote?: string;
   executionProvider: string;
   threads: number;
   graphOptimizationLevel: string;
@@ -45,7 +50,9 @@ export class DecoderSession {
     const graphOptimizationLevel = opts.graphOptimizationLevel ?? 'all';
     const providers = opts.executionProviders ?? ['cpu'];
     const t0 = performance.now();
-    const session = await ort.InferenceSession.create(config.modelPath, {
+    const derived = opts.lastPositionLogits === false ? undefined : ensureLastPositionModel(config.modelPath, config.io.logits);
+    const modelFile = derived?.path ?? config.modelPath;
+    const session = await ort.InferenceSession.create(modelFile, {
       executionProviders: providers,
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
@@ -53,7 +60,17 @@ export class DecoderSession {
       graphOptimizationLevel,
     });
     const loadMs = performance.now() - t0;
-    return new DecoderSession(session, config, { executionProvider: providers[0], threads, graphOptimizationLevel, loadMs }, opts);
+    const logits = modelFile === config.modelPath ? 'all-positions' : 'last-position';
+    const description: SessionDescription = {
+      modelFile,
+      logits,
+      logitsNote: derived?.fallbackReason,
+      executionProvider: providers[0],
+      threads,
+      graphOptimizationLevel,
+      loadMs,
+    };
+    return new DecoderSession(session, config, description, opts);
   }
 
   private checkInputs(): void {
@@ -116,8 +133,10 @@ export class DecoderSession {
     }
     const out = await this.session.run(feeds, fetches);
     seq.length = total;
-    const logits = out[io.logits].data as Float32Array;
-    const vocab = logits.length / tokens.length;
+    const result = out[io.logits];
+    const logits = result.data as Float32Array;
+    // [batch, positions, vocab]: positions is 1 with the last-position graph, all new tokens otherwise.
+    const vocab = result.dims[result.dims.length - 1];
     return logits.subarray(logits.length - vocab);
   }
 

@@ -101,6 +101,11 @@ export interface EngineOptions {
   contextLength?: number;
   /** KV buffers grow by this many positions at a time. */
   kvGrowthChunk?: number;
+  /**
+   * Run a derived graph whose lm_head sees only the last position (default true). The export's
+   * own graph computes logits for every prompt position.
+   */
+  lastPositionLogits?: boolean;
 }
 
 export interface EngineStats {

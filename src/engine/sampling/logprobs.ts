@@ -2,10 +2,11 @@
  * Log-probabilities for the OpenAI `logprobs` / `top_logprobs` fields.
  *
  * They are the log-softmax of the logits after penalties and logit bias but before temperature and
- * truncation (top-k/top-p/min-p). That is what the model, as steered by the request, thinks of
- * each token, independent of how boldly we then sample; it is what OpenAI returns and close to
- * vLLM's "processed_logprobs" mode. A consequence: a sampled token can show a low logprob, and
- * banned tokens (bias -100) report -Infinity.
+ * truncation (top-k/top-p/min-p): what the model, as steered by the request, thinks of each token,
+ * independent of how boldly we then sample. That is close to vLLM's `processed_logprobs` mode, and
+ * keeps the numbers comparable across temperatures. Consequences: a sampled token can show a low
+ * logprob, greedy and sampled runs report the same values, and banned tokens (bias -100) report
+ * -Infinity (they never appear in `top`).
  */
 import type { TokenLogprob } from '../types.ts';
 import { expNonPositive } from './fast-exp.ts';
@@ -23,7 +24,10 @@ export interface TokenLogprobs {
 export class LogprobReporter {
   private readonly best = new TopTokens(MAX_TOP_LOGPROBS);
 
-  /** depth: nats below the max beyond which exp() is negligible next to the normalizer (≥ 1). */
+  /**
+   * depth: nats below the max beyond which a token's exp() is negligible; the normalizer is at
+   * least 1 (the max's own term), so skipped tokens change it by under vocab·e^-depth.
+   */
   constructor(private readonly depth: number) {}
 
   /** maxLogit must be the largest of `logits` (the sampler has found it already). */

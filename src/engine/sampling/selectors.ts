@@ -35,7 +35,7 @@ export interface RandomSelectorOptions {
   topP: number;
   /** 0 disables. */
   minP: number;
-  /** Nats below the best token beyond which a token's weight counts as zero. */
+  /** Nats below the best token beyond which a token's weight is negligible. */
   depth: number;
   rng: Rng;
 }
