@@ -29,6 +29,7 @@ export class DecoderSession {
   readonly info: ModelInfo;
   private readonly ones: { data: BigInt64Array };
   private readonly kvGrowthChunk: number;
+  private readonly prefillChunk: number;
   private readonly contextLength: number;
 
   private constructor(
@@ -40,6 +41,7 @@ export class DecoderSession {
     this.contextLength = Math.min(config.info.contextLength, opts.contextLength ?? Infinity);
     this.info = { ...config.info, contextLength: this.contextLength };
     this.kvGrowthChunk = opts.kvGrowthChunk ?? 256;
+    this.prefillChunk = Math.max(1, opts.prefillChunk ?? 512);
     this.ones = { data: new BigInt64Array(0) };
     this.checkInputs();
   }
@@ -105,9 +107,21 @@ export class DecoderSession {
 
   /**
    * Appends `tokens` to the sequence and returns the logits of its last position
-   * (a view into ORT's output, valid until the next call).
+   * (a view into ORT's output, valid until the next call). Long inputs run in chunks so
+   * activations and attention scratch stay bounded whatever the prompt length.
    */
   async forward(seq: SequenceKvCache, tokens: readonly number[]): Promise<Float32Array> {
+    // Reserving once up front avoids regrowing the KV buffers chunk after chunk.
+    seq.reserve(seq.length + tokens.length);
+    let logits: Float32Array | undefined;
+    for (let start = 0; start < tokens.length; start += this.prefillChunk) {
+      logits = await this.step(seq, tokens.slice(start, start + this.prefillChunk));
+    }
+    if (!logits) throw new RangeError('forward needs at least one token');
+    return logits;
+  }
+
+  private async step(seq: SequenceKvCache, tokens: readonly number[]): Promise<Float32Array> {
     const { io, info } = this.config;
     const past = seq.length;
     const total = past + tokens.length;

@@ -101,6 +101,8 @@ export interface EngineOptions {
   contextLength?: number;
   /** KV buffers grow by this many positions at a time. */
   kvGrowthChunk?: number;
+  /** Prompts longer than this are prefilled in chunks of this many tokens (bounds peak memory). */
+  prefillChunk?: number;
   /**
    * Run a derived graph whose lm_head sees only the last position (default true). The export's
    * own graph computes logits for every prompt position.

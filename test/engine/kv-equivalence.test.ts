@@ -77,3 +77,19 @@ test('the KV buffer grows with the sequence, never to the model context', async 
     await session.release();
   }
 });
+
+test('chunked prefill gives the logits of a single-pass prefill', async () => {
+  const single = await DecoderSession.create({ modelDir: FIXTURES['tiny-exact'], threads: 1, prefillChunk: 4096 });
+  const chunked = await DecoderSession.create({ modelDir: FIXTURES['tiny-exact'], threads: 1, prefillChunk: 16, kvGrowthChunk: 8 });
+  try {
+    const prompt = Array.from({ length: 45 }, (_, i) => 300 + i * 11);
+    const a = Float32Array.from(await single.forward(single.newSequence(), prompt));
+    const seq = chunked.newSequence();
+    const b = await chunked.forward(seq, prompt);
+    assert.equal(seq.length, 45);
+    assert.ok(maxAbsDiff(a, b) <= 1e-4, `max abs diff ${maxAbsDiff(a, b)}`);
+  } finally {
+    await single.release();
+    await chunked.release();
+  }
+});
