@@ -332,3 +332,13 @@ function byteId(b: number): number {
   assert.ok(id !== undefined, `no token for byte ${b}`);
   return id;
 }
+
+test('tokenBytes gives each token\'s raw bytes, also for fragments of a character', () => {
+  const emoji = '🦄';
+  const ids = tok.encode(emoji);
+  const bytes = Buffer.concat(ids.map((id) => Buffer.from(tok.tokenBytes(id)!)));
+  assert.deepEqual([...bytes], [...Buffer.from(emoji, 'utf8')]);
+  assert.deepEqual([...tok.tokenBytes(tok.encode(' hello')[0])!], [...Buffer.from(' hello')]);
+  assert.deepEqual([...tok.tokenBytes(200020)!], [...Buffer.from('<|end|>')]);
+  assert.equal(tok.tokenBytes(199998), undefined);
+});

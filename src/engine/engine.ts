@@ -109,31 +109,23 @@ export class Engine {
     signal?.addEventListener('abort', onAbort, { once: true });
     this.post({ type: 'generate', id, request, abortFlag: shared });
 
-    const subs = this.subs;
     return {
       async *[Symbol.asyncIterator]() {
-        let finished = false;
         try {
           for (;;) {
             while (queue.length === 0) await new Promise<void>((r) => (wake = r));
             wake = undefined;
             const event = queue.shift()!;
-            finished = event.type === 'done' || queue.some((e) => e.type === 'done');
             yield event;
             if (event.type === 'done') return;
           }
         } finally {
-          // A consumer that stops early (client gone) must stop the worker too.
+          // A consumer that stops early (client gone) must stop the worker too; the
+          // subscription stays until the worker's done arrives, so stats stay truthful.
           onAbort();
           signal?.removeEventListener('abort', onAbort);
-          if (!finished && subs.has(id)) {
-            // Leave the subscription until the worker's done arrives, so stats stay truthful.
-            sub.push = (event) => {
-              if (event.type === 'done') subs.delete(id);
-            };
-          } else {
-            subs.delete(id);
-          }
+          queue.length = 0;
+          sub.push = () => {};
         }
       },
     };
@@ -148,6 +140,8 @@ export class Engine {
     const sub = this.subs.get(msg.id);
     if (!sub) return;
     sub.push(msg.event);
+    // The worker is done with it whether or not the reader ever asks for the event.
+    if (msg.event.type === 'done') this.subs.delete(msg.id);
   }
 
   private failAll(reason: string): void {

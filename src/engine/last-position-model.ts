@@ -42,10 +42,12 @@ function readStamp(path: string): string | undefined {
 export function sliceBeforeLogits(model: onnxProto.onnx.ModelProto, logitsName: string): void {
   const graph = model.graph;
   if (!graph) throw new Error('model has no graph');
-  const index = graph.node.findIndex((n) => n.output.includes(logitsName));
+  const nodes = (graph.node ??= []);
+  const index = nodes.findIndex((n) => n.output?.includes(logitsName));
   if (index < 0) throw new Error(`no node produces "${logitsName}"`);
-  const head = graph.node[index];
-  const hidden = head.input[0];
+  const head = nodes[index];
+  const headInputs = (head.input ??= []);
+  const hidden = headInputs[0];
   const prefix = '/model/last_position';
   const int64 = (name: string, value: bigint) =>
     onnx.TensorProto.create({
@@ -54,7 +56,7 @@ export function sliceBeforeLogits(model: onnxProto.onnx.ModelProto, logitsName: 
       dims: [1],
       rawData: new Uint8Array(new BigInt64Array([value]).buffer),
     });
-  graph.initializer.push(int64(`${prefix}/starts`, -1n), int64(`${prefix}/ends`, 9223372036854775807n), int64(`${prefix}/axes`, 1n));
+  (graph.initializer ??= []).push(int64(`${prefix}/starts`, -1n), int64(`${prefix}/ends`, 9223372036854775807n), int64(`${prefix}/axes`, 1n));
   const sliced = `${prefix}/Slice/output_0`;
   const slice = onnx.NodeProto.create({
     name: `${prefix}/Slice`,
@@ -62,9 +64,9 @@ export function sliceBeforeLogits(model: onnxProto.onnx.ModelProto, logitsName: 
     input: [hidden, `${prefix}/starts`, `${prefix}/ends`, `${prefix}/axes`],
     output: [sliced],
   });
-  head.input[0] = sliced;
-  graph.node.splice(index, 0, slice);
-  const out = graph.output.find((o) => o.name === logitsName);
+  headInputs[0] = sliced;
+  nodes.splice(index, 0, slice);
+  const out = graph.output?.find((o) => o.name === logitsName);
   const dims = out?.type?.tensorType?.shape?.dim;
   if (dims && dims.length === 3) dims[1] = onnx.TensorShapeProto.Dimension.create({ dimValue: 1 });
 }

@@ -48,6 +48,7 @@ export class ChatTokenizer {
   readonly modelDir: string;
 
   private readonly tok: PreTrainedTokenizer;
+  private idToToken: (string | undefined)[] | undefined;
 
   private constructor(tok: PreTrainedTokenizer, modelDir: string) {
     this.tok = tok;
@@ -83,6 +84,16 @@ export class ChatTokenizer {
   decode(ids: readonly number[], opts: DecodeOptions = {}): string {
     if (ids.length === 0) return '';
     return this.tok.decode(ids as number[], { skip_special_tokens: opts.skipSpecialTokens ?? false });
+  }
+
+  /**
+   * The raw bytes of one token (byte-level BPE tokens can be a fragment of a UTF-8 character,
+   * which logprobs report as bytes). Undefined for ids the tokenizer has no token for.
+   */
+  tokenBytes(id: number): Uint8Array | undefined {
+    this.idToToken ??= invertVocab(this.tok.get_vocab());
+    const token = this.idToToken[id];
+    return token === undefined ? undefined : byteLevelToBytes(token);
   }
 
   tokenToId(token: string): number | undefined {
@@ -172,4 +183,35 @@ export function pythonJsonDumps(value: unknown): string {
 
 function asciiJsonString(s: string): string {
   return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function invertVocab(vocab: Map<string, number>): (string | undefined)[] {
+  const out: (string | undefined)[] = [];
+  for (const [token, id] of vocab) out[id] = token;
+  return out;
+}
+
+/**
+ * GPT-2's byte-level alphabet maps every byte to a printable character: printable Latin-1
+ * bytes map to themselves, the other 68 to U+0100 onwards in byte order. Special tokens are
+ * plain text and fall outside the shifted range, so they come back as their UTF-8 bytes.
+ */
+const UNICODE_TO_BYTE: ReadonlyMap<number, number> = (() => {
+  const map = new Map<number, number>();
+  let shifted = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    map.set(printable ? b : 256 + shifted++, b);
+  }
+  return map;
+})();
+
+function byteLevelToBytes(token: string): Uint8Array {
+  const out: number[] = [];
+  for (const ch of token) {
+    const b = UNICODE_TO_BYTE.get(ch.codePointAt(0)!);
+    if (b !== undefined) out.push(b);
+    else out.push(...new TextEncoder().encode(ch));
+  }
+  return Uint8Array.from(out);
 }

@@ -134,3 +134,12 @@ test('an already-aborted signal yields done(abort) without generating', async ()
   assert.deepEqual(ids, []);
   assert.equal(done.finishReason, 'abort');
 });
+
+test('a reader that stops right after done (without closing the stream) leaves nothing running', async () => {
+  const it = engine.generate(request({ temperature: 0 }, 3))[Symbol.asyncIterator]();
+  for (;;) {
+    const { value } = await it.next();
+    if (value?.type === 'done') break;
+  }
+  assert.deepEqual(engine.stats(), { running: 0, kvTokensInUse: 0 });
+});
