@@ -1,0 +1,89 @@
+/** Pieces shared by the chat and completions serving modules. */
+import { randomBytes } from 'node:crypto';
+import { ClientGoneError, toApiError } from '../errors.ts';
+import type { Usage } from '../protocol/common.ts';
+import type { ErrorResponse } from '../protocol/errors.ts';
+import type { Endpoint, RequestTrace } from '../trace.ts';
+import { newTrace } from '../trace.ts';
+import { RequestAbort } from './abort.ts';
+import type { ServingContext } from './context.ts';
+import { TokenPieces } from './logprobs.ts';
+
+/** What a route hands to the serving layer besides the validated body. */
+export interface ServeOptions {
+  requestId: string;
+  /** Aborts when the client disconnects. */
+  clientSignal?: AbortSignal;
+  /** Receives the trace as soon as it exists (the route puts it on the request for hooks). */
+  onTrace?: (trace: RequestTrace) => void;
+}
+
+export type ServeResult<TBody, TChunk> =
+  | { kind: 'json'; body: TBody }
+  /** Already produced its first item, so errors before any output became HTTP errors. */
+  | { kind: 'stream'; chunks: AsyncIterator<TChunk | ErrorResponse> };
+
+export function completionId(prefix: 'chatcmpl' | 'cmpl'): string {
+  return `${prefix}-${randomBytes(15).toString('base64url').replace(/[-_]/g, 'x')}`;
+}
+
+export const unixSeconds = (): number => Math.floor(Date.now() / 1000);
+
+export function usageOf(promptTokens: number, completionTokens: number): Usage {
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
+
+const piecesByTokenizer = new WeakMap<object, TokenPieces>();
+
+export function tokenPieces(ctx: ServingContext): TokenPieces {
+  let p = piecesByTokenizer.get(ctx.tokenizer);
+  if (!p) {
+    p = new TokenPieces(ctx.tokenizer);
+    piecesByTokenizer.set(ctx.tokenizer, p);
+  }
+  return p;
+}
+
+export function startRequest(
+  ctx: ServingContext,
+  endpoint: Endpoint,
+  stream: boolean,
+  opts: ServeOptions,
+): { trace: RequestTrace; abort: RequestAbort } {
+  const trace = newTrace(opts.requestId, endpoint, ctx.modelName, stream);
+  opts.onTrace?.(trace);
+  const abort = new RequestAbort(opts.clientSignal, ctx.config.requestTimeoutSec * 1000);
+  return { trace, abort };
+}
+
+/**
+ * Pulls the first item so that failures before any output (queue timeout, engine error at
+ * prefill) still surface as HTTP errors; the returned iterator replays it.
+ */
+export async function primed<T>(gen: AsyncGenerator<T, void, undefined>): Promise<AsyncIterator<T>> {
+  const first = await gen.next();
+  let replayed = false;
+  return {
+    next: () => {
+      if (!replayed) {
+        replayed = true;
+        return Promise.resolve(first);
+      }
+      return gen.next();
+    },
+    return: async () => {
+      await gen.return(undefined);
+      return { done: true, value: undefined };
+    },
+  };
+}
+
+/**
+ * Turns a failure after the stream started into OpenAI's in-band error event (what vLLM and
+ * OpenAI send); before anything was sent it is rethrown to become an HTTP error.
+ */
+export function streamError(err: unknown, started: boolean): ErrorResponse | undefined {
+  if (!started) throw err;
+  if (err instanceof ClientGoneError) return undefined;
+  return toApiError(err instanceof Error ? err : new Error(String(err))).toJSON();
+}

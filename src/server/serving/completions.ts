@@ -1,0 +1,240 @@
+/**
+ * /v1/completions logic (the legacy text API). A batch of prompts is served one after another
+ * under a single queue slot; choice `index` is the prompt's position. `echo` prepends the
+ * prompt text; prompt logprobs are not computed, so `echo` together with `logprobs` is refused.
+ */
+import { invalidRequest } from '../errors.ts';
+import type { Usage, WireFinishReason } from '../protocol/common.ts';
+import type {
+  CompletionChoice,
+  CompletionChunk,
+  CompletionLogprobs,
+  CompletionPrompt,
+  CompletionRequest,
+  CompletionResponse,
+} from '../protocol/completions.ts';
+import type { ErrorResponse } from '../protocol/errors.ts';
+import type { Lease } from '../queue.ts';
+import type { RequestTrace } from '../trace.ts';
+import type { RequestAbort } from './abort.ts';
+import {
+  completionId,
+  primed,
+  startRequest,
+  streamError,
+  tokenPieces,
+  unixSeconds,
+  usageOf,
+  type ServeOptions,
+  type ServeResult,
+} from './common.ts';
+import type { ServingContext } from './context.ts';
+import { admit, generate, type GenerationPlan } from './generate.ts';
+import { appendCompletionLogprobs, completionLogprobs, emptyCompletionLogprobs } from './logprobs.ts';
+import {
+  checkCommon,
+  maxTokensFor,
+  resolveModel,
+  stopStrings,
+  stopTokenIds,
+  toSamplingParams,
+} from './params.ts';
+
+export type CompletionResult = ServeResult<CompletionResponse, CompletionChunk>;
+
+/** OpenAI's documented default for this endpoint (chat defaults to the rest of the context). */
+export const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
+
+interface PreparedPrompt {
+  plan: GenerationPlan;
+  /** Prompt text for `echo`. */
+  echoText: string;
+}
+
+interface PreparedCompletion {
+  prompts: PreparedPrompt[];
+  stream: boolean;
+  includeUsage: boolean;
+  wantLogprobs: boolean;
+}
+
+function isTokenArray(p: unknown): p is number[] {
+  return Array.isArray(p) && p.length > 0 && typeof p[0] === 'number';
+}
+
+/** Normalizes the four prompt shapes into token-id lists. */
+function promptIdLists(ctx: ServingContext, prompt: CompletionPrompt): number[][] {
+  const vocab = ctx.engine.info.vocabSize;
+  let lists: number[][];
+  if (typeof prompt === 'string') lists = [ctx.tokenizer.encode(prompt)];
+  else if (isTokenArray(prompt)) lists = [prompt];
+  else lists = (prompt as (string | number[])[]).map((p) => (typeof p === 'string' ? ctx.tokenizer.encode(p) : p));
+  return lists.map((ids, i) => {
+    for (const id of ids) {
+      if (id >= vocab) throw invalidRequest(`Token id ${id} in prompt ${i} is outside the vocabulary.`, 'prompt');
+    }
+    if (ids.length > 0) return ids;
+    // An empty prompt starts from the beginning-of-text token, as OpenAI's models do.
+    const bos = ctx.engine.info.bosTokenId;
+    if (bos === undefined) throw invalidRequest(`Prompt ${i} is empty.`, 'prompt');
+    return [bos];
+  });
+}
+
+function prepare(ctx: ServingContext, body: CompletionRequest): PreparedCompletion {
+  resolveModel(ctx, body.model);
+  checkCommon(body);
+  if (body.best_of !== undefined && body.best_of !== null && body.best_of !== 1) {
+    throw invalidRequest(`Only best_of=1 is supported; got ${body.best_of}.`, 'best_of', 'unsupported_value');
+  }
+  if (body.suffix) throw invalidRequest("'suffix' is not supported by this model.", 'suffix', 'unsupported_value');
+  const wantLogprobs = body.logprobs !== undefined && body.logprobs !== null;
+  if (body.echo === true && wantLogprobs) {
+    throw invalidRequest(
+      "'echo' together with 'logprobs' is not supported (prompt logprobs are not computed).",
+      'echo',
+      'unsupported_value',
+    );
+  }
+  const vocab = ctx.engine.info.vocabSize;
+  const sampling = toSamplingParams(body, vocab);
+  const stops = stopStrings(body.stop);
+  const stopIds = stopTokenIds(body.stop_token_ids, vocab);
+  const prompts = promptIdLists(ctx, body.prompt).map((ids): PreparedPrompt => ({
+    plan: {
+      promptIds: ids,
+      maxTokens: maxTokensFor(ctx, ids.length, body.max_tokens, 'prompt', COMPLETIONS_DEFAULT_MAX_TOKENS),
+      sampling,
+      ...(wantLogprobs ? { topLogprobs: body.logprobs ?? 0 } : {}),
+      stops,
+      stopTokenIds: stopIds,
+    },
+    echoText: body.echo === true ? ctx.tokenizer.decode(ids, { skipSpecialTokens: false }) : '',
+  }));
+  return {
+    prompts,
+    stream: body.stream === true,
+    includeUsage: body.stream_options?.include_usage === true,
+    wantLogprobs,
+  };
+}
+
+export async function createCompletion(
+  ctx: ServingContext,
+  body: CompletionRequest,
+  opts: ServeOptions,
+): Promise<CompletionResult> {
+  const prepared = prepare(ctx, body);
+  const { trace, abort } = startRequest(ctx, 'completions', prepared.stream, opts);
+  let lease: Lease;
+  try {
+    lease = await admit(ctx, abort, trace);
+  } catch (err) {
+    abort.dispose();
+    throw err;
+  }
+  const meta = { id: completionId('cmpl'), created: unixSeconds() };
+  if (!prepared.stream) {
+    try {
+      return { kind: 'json', body: await collect(ctx, prepared, abort, trace, meta) };
+    } finally {
+      lease.release();
+      abort.dispose();
+    }
+  }
+  const chunks = streamChunks(ctx, prepared, abort, trace, meta, () => {
+    lease.release();
+    abort.dispose();
+  });
+  return { kind: 'stream', chunks: await primed(chunks) };
+}
+
+interface Meta {
+  id: string;
+  created: number;
+}
+
+function envelope(ctx: ServingContext, meta: Meta, choices: CompletionChoice[]): CompletionResponse {
+  return {
+    id: meta.id,
+    object: 'text_completion',
+    created: meta.created,
+    model: ctx.modelName,
+    system_fingerprint: ctx.systemFingerprint,
+    choices,
+  };
+}
+
+async function collect(
+  ctx: ServingContext,
+  p: PreparedCompletion,
+  abort: RequestAbort,
+  trace: RequestTrace,
+  meta: Meta,
+): Promise<CompletionResponse> {
+  const pieces = tokenPieces(ctx);
+  const choices: CompletionChoice[] = [];
+  let promptTokens = 0;
+  let completionTokens = 0;
+  for (const [index, prompt] of p.prompts.entries()) {
+    let text = prompt.echoText;
+    const logprobs: CompletionLogprobs = emptyCompletionLogprobs();
+    let finishReason: WireFinishReason = 'length';
+    for await (const ev of generate(ctx, prompt.plan, abort, trace)) {
+      if (p.wantLogprobs) appendCompletionLogprobs(logprobs, completionLogprobs(pieces, ev.tokens, 0));
+      if (ev.type === 'delta') text += ev.text;
+      else {
+        finishReason = ev.finishReason;
+        promptTokens += ev.promptTokens;
+        completionTokens += ev.completionTokens;
+      }
+    }
+    choices.push({ index, text, logprobs: p.wantLogprobs ? logprobs : null, finish_reason: finishReason });
+  }
+  return { ...envelope(ctx, meta, choices), usage: usageOf(promptTokens, completionTokens) };
+}
+
+async function* streamChunks(
+  ctx: ServingContext,
+  p: PreparedCompletion,
+  abort: RequestAbort,
+  trace: RequestTrace,
+  meta: Meta,
+  cleanup: () => void,
+): AsyncGenerator<CompletionChunk | ErrorResponse, void, undefined> {
+  const pieces = tokenPieces(ctx);
+  const chunk = (choices: CompletionChoice[], usage?: Usage): CompletionChunk => ({
+    ...envelope(ctx, meta, choices),
+    ...(p.includeUsage ? { usage: usage ?? null } : {}),
+  });
+  let started = false;
+  let promptTokens = 0;
+  let completionTokens = 0;
+  try {
+    for (const [index, prompt] of p.prompts.entries()) {
+      let echoed = prompt.echoText.length === 0;
+      for await (const ev of generate(ctx, prompt.plan, abort, trace)) {
+        started = true;
+        if (!echoed) {
+          echoed = true;
+          yield chunk([{ index, text: prompt.echoText, logprobs: null, finish_reason: null }]);
+        }
+        const lp = p.wantLogprobs && ev.tokens.length > 0 ? completionLogprobs(pieces, ev.tokens, 0) : null;
+        if (ev.type === 'delta') {
+          if (ev.text.length === 0 && lp === null) continue;
+          yield chunk([{ index, text: ev.text, logprobs: lp, finish_reason: null }]);
+        } else {
+          promptTokens += ev.promptTokens;
+          completionTokens += ev.completionTokens;
+          yield chunk([{ index, text: '', logprobs: lp, finish_reason: ev.finishReason }]);
+        }
+      }
+    }
+    if (p.includeUsage) yield chunk([], usageOf(promptTokens, completionTokens));
+  } catch (err) {
+    const errorEvent = streamError(err, started);
+    if (errorEvent) yield errorEvent;
+  } finally {
+    cleanup();
+  }
+}

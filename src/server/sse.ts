@@ -1,0 +1,61 @@
+/**
+ * Server-sent events in OpenAI's framing: `data: {json}\n\n` per chunk, then `data: [DONE]\n\n`.
+ *
+ * The body is a Readable that pulls one chunk at a time from the serving layer, so every chunk
+ * is written (and flushed: Node's HTTP sockets run with Nagle off) as soon as it exists, and a
+ * slow reader applies backpressure instead of buffering. When the connection goes away Fastify
+ * destroys the Readable, which returns the iterator so the generation behind it stops.
+ */
+import { Readable } from 'node:stream';
+import type { FastifyReply } from 'fastify';
+
+export const SSE_DONE = 'data: [DONE]\n\n';
+
+export function sseEvent(data: unknown): string {
+  return `data: ${JSON.stringify(data)}\n\n`;
+}
+
+class SseBody extends Readable {
+  private finished = false;
+
+  constructor(private readonly source: AsyncIterator<unknown>) {
+    super({ highWaterMark: 1 });
+  }
+
+  override _read(): void {
+    if (this.finished) return;
+    this.source.next().then(
+      (r) => {
+        if (this.destroyed) return;
+        if (r.done) {
+          this.finished = true;
+          this.push(SSE_DONE);
+          this.push(null);
+        } else {
+          this.push(sseEvent(r.value));
+        }
+      },
+      (err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.finished) {
+      this.finished = true;
+      // Runs the serving layer's cleanup (abort the engine, free the queue slot) in the background.
+      this.source.return?.().catch(() => undefined);
+    }
+    callback(err);
+  }
+}
+
+export function sendSse(reply: FastifyReply, chunks: AsyncIterator<unknown>): FastifyReply {
+  reply
+    .code(200)
+    .header('content-type', 'text/event-stream; charset=utf-8')
+    .header('cache-control', 'no-cache')
+    .header('connection', 'keep-alive')
+    // Tells nginx-style proxies not to buffer the stream.
+    .header('x-accel-buffering', 'no');
+  return reply.send(new SseBody(chunks));
+}

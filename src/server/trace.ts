@@ -1,0 +1,49 @@
+/**
+ * Per-request timing and token accounting, filled in by the serving layer and announced on
+ * `ServingEvents`. This is the hook point for metrics and the per-request summary log line:
+ * subscribers never see prompt or completion text, only counts and times.
+ */
+import { EventEmitter } from 'node:events';
+import type { GenerationTimings } from '../engine/types.ts';
+
+export type Endpoint = 'chat.completions' | 'completions';
+
+export type TraceOutcome = 'stop' | 'length' | 'abort' | 'timeout' | 'error';
+
+export interface RequestTrace {
+  /** The request id (x-request-id). */
+  readonly requestId: string;
+  readonly endpoint: Endpoint;
+  readonly model: string;
+  readonly stream: boolean;
+  /** performance.now() when the request reached the serving layer. */
+  readonly receivedAt: number;
+  /** ms spent waiting for an engine slot (undefined until granted). */
+  queueMs?: number;
+  /** performance.now() when the engine slot was granted. */
+  startedAt?: number;
+  firstTokenAt?: number;
+  lastTokenAt?: number;
+  finishedAt?: number;
+  promptTokens: number;
+  completionTokens: number;
+  /** How the (last) generation ended; undefined if it never ran. */
+  outcome?: TraceOutcome;
+  /** Engine-side timings of the last generation. */
+  engineTimings?: GenerationTimings;
+}
+
+export interface ServingEventMap {
+  /** Slot granted; generation is about to start. */
+  started: [RequestTrace];
+  /** One completion token sampled (arg 2: performance.now()). */
+  token: [RequestTrace, number];
+  /** A generation ended (once per prompt for multi-prompt completions). */
+  generationDone: [RequestTrace];
+}
+
+export class ServingEvents extends EventEmitter<ServingEventMap> {}
+
+export function newTrace(requestId: string, endpoint: Endpoint, model: string, stream: boolean): RequestTrace {
+  return { requestId, endpoint, model, stream, receivedAt: performance.now(), promptTokens: 0, completionTokens: 0 };
+}
