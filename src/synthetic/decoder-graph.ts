@@ -132,7 +132,8 @@ export function buildDecoderGraph(shape: ModelShape, external: ExternalDataWrite
     const w = opts.weights ?? { blob: randomBytes(key(`${name}.weight_Q4`)), scales: int4Scales(key(`${name}.weight_scales`), k, 1) };
     const b = g.weight(`${name}.weight_Q4`, DType.UINT8, [n, blocks, blockSize / 2], n * blocks * (blockSize / 2), w.blob);
     const s = g.weight(`${name}.weight_scales`, DType.FLOAT, [n * blocks], n * blocks * 4, w.scales);
-    const nodeName = `/${name.replaceAll('.', '/')}`;
+    // model.layers.3.mlp.up_proj.MatMul -> /model/layers.3/mlp/up_proj/MatMul, as the builder names nodes.
+    const nodeName = '/' + name.split(/\.(?=[a-zA-Z])/).join('/');
     const out = opts.output ?? `${nodeName}/output_0`;
     g.node('MatMulNBits', [input, b, s], [out], { K: k, N: n, bits: 4, block_size: blockSize, accuracy_level: shape.accuracyLevel }, { name: nodeName, domain: MS });
     return out;
