@@ -14,7 +14,9 @@ export interface SessionDescription {
   /** 'last-position' when the derived graph runs; otherwise why not. */
   logits: 'last-position' | 'all-positions';
   logitsNote?: string;
-  executionProvider: string;
+  executionProvider: 'cpu' | 'cuda';
+  /** Why the requested device is not the one in use, when it is not. */
+  deviceNote?: string;
   threads: number;
   graphOptimizationLevel: string;
   loadMs: number;
@@ -50,24 +52,37 @@ export class DecoderSession {
     const config = loadModelConfig(opts.modelDir);
     const threads = opts.threads && opts.threads > 0 ? opts.threads : defaultThreads();
     const graphOptimizationLevel = opts.graphOptimizationLevel ?? 'all';
-    const providers = opts.executionProviders ?? ['cpu'];
     const t0 = performance.now();
     const derived = opts.lastPositionLogits === false ? undefined : ensureLastPositionModel(config.modelPath, config.io.logits);
     const modelFile = derived?.path ?? config.modelPath;
-    const session = await ort.InferenceSession.create(modelFile, {
+    const sessionOptions = (providers: ('cpu' | 'cuda')[]): ort.InferenceSession.SessionOptions => ({
       executionProviders: providers,
       intraOpNumThreads: threads,
+      // One graph, one sequence at a time: parallelism lives inside each op, not across ops.
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel,
     });
+    let executionProvider: 'cpu' | 'cuda' = 'cpu';
+    let deviceNote: string | undefined;
+    let session: ort.InferenceSession | undefined;
+    if (opts.device === 'cuda') {
+      try {
+        session = await ort.InferenceSession.create(modelFile, sessionOptions(['cuda', 'cpu']));
+        executionProvider = 'cuda';
+      } catch (err) {
+        deviceNote = `CUDA execution provider unavailable (${(err as Error).message.split('\n')[0]}); running on CPU`;
+      }
+    }
+    session ??= await ort.InferenceSession.create(modelFile, sessionOptions(['cpu']));
     const loadMs = performance.now() - t0;
     const logits = modelFile === config.modelPath ? 'all-positions' : 'last-position';
     const description: SessionDescription = {
       modelFile,
       logits,
       logitsNote: derived?.fallbackReason,
-      executionProvider: providers[0],
+      executionProvider,
+      deviceNote,
       threads,
       graphOptimizationLevel,
       loadMs,
@@ -87,6 +102,10 @@ export class DecoderSession {
     const unsupported = this.session.inputNames.filter((n) => !known.has(n));
     if (unsupported.length > 0) {
       throw new ModelConfigError(`unsupported model input(s): ${unsupported.join(', ')}`);
+    }
+    const pastType = this.session.inputMetadata.find((m) => m.name === io.pastKey(0));
+    if (pastType?.isTensor && pastType.type !== 'float32') {
+      throw new ModelConfigError(`unsupported KV cache type ${pastType.type} in ${this.config.modelPath}: this engine runs fp32-KV exports (the CPU variant)`);
     }
     if (!this.session.outputNames.includes(io.logits)) {
       throw new ModelConfigError(`model output "${io.logits}" is not in ${this.config.modelPath}`);

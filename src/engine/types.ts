@@ -95,7 +95,8 @@ export interface EngineOptions {
   modelDir: string;
   /** intra-op threads; 0 lets ORT decide. */
   threads?: number;
-  executionProviders?: ('cpu' | 'cuda')[];
+  /** 'cuda' uses the CUDA execution provider when this build has it, and falls back to CPU. */
+  device?: 'cpu' | 'cuda';
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Caps the context below the model's own context length. */
   contextLength?: number;

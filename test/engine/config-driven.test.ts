@@ -46,3 +46,26 @@ test('--context-length caps the context below the model\'s own', async () => {
     await engine.close();
   }
 });
+
+test('a folder without its model file gets an error naming the file', async () => {
+  const { mkdtempSync, copyFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'no-model-'));
+  try {
+    copyFileSync(join(FIXTURES.tiny, 'genai_config.json'), join(dir, 'genai_config.json'));
+    await assert.rejects(Engine.load({ modelDir: dir }), (err: Error) => err.message.includes(join(dir, 'model.onnx')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--device cuda without a CUDA build falls back to CPU and says why', async () => {
+  const engine = await Engine.load({ modelDir: FIXTURES['tiny-alt'], threads: 1, device: 'cuda' });
+  try {
+    if (engine.session.executionProvider === 'cpu') assert.match(engine.session.deviceNote ?? '', /CUDA execution provider unavailable/);
+    else assert.equal(engine.session.deviceNote, undefined);
+  } finally {
+    await engine.close();
+  }
+});
