@@ -3,17 +3,22 @@
  * Routes live in /routes and stay thin; everything else is wired here.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import cors from '@fastify/cors';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import chatRoutes from '../routes/chat.ts';
 import completionRoutes from '../routes/completions.ts';
 import healthRoutes from '../routes/health.ts';
+import metricsRoutes from '../routes/metrics.ts';
 import modelRoutes from '../routes/models.ts';
 import type { ServerConfig } from './config.ts';
 import { Engine } from './engine/engine.ts';
 import { registerApiKeyAuth } from './server/auth.ts';
 import { registerErrorHandlers } from './server/errors.ts';
 import './server/fastify-types.ts';
+import { loggerOptions } from './server/logging.ts';
+import { ServingMetrics } from './server/metrics.ts';
+import { RequestObserver, isApiPath } from './server/observe.ts';
 import { RequestQueue } from './server/queue.ts';
 import {
   systemFingerprint,
@@ -28,6 +33,8 @@ import { ChatTokenizer } from './tokenizer/tokenizer.ts';
 export interface LoadedModel {
   engine: GenerationBackend;
   tokenizer: TokenizerLike;
+  /** Wall time of loadModel (engine + tokenizer), when known. */
+  loadSeconds?: number;
 }
 
 export interface AppOptions {
@@ -45,17 +52,20 @@ export interface AppOptions {
   load?: 'await' | 'background';
   /** A pino logger, or Fastify logger options; default: JSON lines at config.logLevel. */
   logger?: Logger | FastifyServerOptions['logger'];
+  /** prom-client's process metrics on the app's registry (default true). */
+  processMetrics?: boolean;
 }
 
 /** Request ids from clients are echoed only if they are short and plain (they land in logs). */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function loadModel(config: ServerConfig): Promise<LoadedModel> {
+  const t0 = performance.now();
   const [engine, tokenizer] = await Promise.all([
     Engine.load({ modelDir: config.modelDir, threads: config.threads, contextLength: config.contextLength }),
     ChatTokenizer.load(config.modelDir),
   ]);
-  return { engine, tokenizer };
+  return { engine, tokenizer, loadSeconds: (performance.now() - t0) / 1000 };
 }
 
 export function createServingContext(config: ServerConfig, model: LoadedModel): ServingContext {
@@ -71,6 +81,38 @@ export function createServingContext(config: ServerConfig, model: LoadedModel): 
     contextLength: Math.min(info.contextLength, config.contextLength ?? Number.POSITIVE_INFINITY),
     systemFingerprint: systemFingerprint(config.modelName, info),
     loadedAt: Math.floor(Date.now() / 1000),
+    shutdown: new AbortController(),
+  };
+}
+
+/** What the startup log says about the model and how it runs (no secrets, no paths beyond the folder). */
+export function describeModel(ctx: ServingContext, loadSeconds: number | undefined): Record<string, unknown> {
+  const info = ctx.engine.info;
+  const session = ctx.engine.session;
+  return {
+    model: ctx.modelName,
+    aliases: ctx.servedNames.slice(1),
+    modelDir: info.dir,
+    modelType: info.modelType,
+    shape: {
+      layers: info.numLayers,
+      hiddenSize: info.hiddenSize,
+      kvHeads: info.numKvHeads,
+      headSize: info.headSize,
+      vocabSize: info.vocabSize,
+      contextLength: ctx.contextLength,
+    },
+    ...(session
+      ? {
+          executionProvider: session.executionProvider,
+          threads: session.threads,
+          graphOptimizationLevel: session.graphOptimizationLevel,
+          logits: session.logits,
+          ...(session.logitsNote ? { logitsNote: session.logitsNote } : {}),
+          sessionLoadSeconds: +(session.loadMs / 1000).toFixed(2),
+        }
+      : {}),
+    ...(loadSeconds !== undefined ? { loadSeconds: +loadSeconds.toFixed(2) } : {}),
   };
 }
 
@@ -79,10 +121,23 @@ function isPinoLogger(x: unknown): x is Logger {
 }
 
 export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Promise<FastifyInstance> {
-  const logger = opts.logger ?? { level: config.logLevel };
+  const logger = opts.logger ?? loggerOptions(config);
+  const headersTimeoutMs = config.headersTimeoutSec * 1000;
   const app = Fastify({
     ...(isPinoLogger(logger) ? { loggerInstance: logger } : { logger }),
+    // One summary line per request (src/server/observe.ts) replaces Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
+    // Idle keep-alive sockets close after this; a response in progress is never cut by a timeout:
+    // connectionTimeout (socket inactivity) stays off because a long prefill sends nothing for minutes.
+    keepAliveTimeout: config.keepAliveTimeoutSec * 1000,
+    requestTimeout: config.readTimeoutSec * 1000,
+    connectionTimeout: 0,
+    http: {
+      headersTimeout: headersTimeoutMs,
+      // How often Node checks the two timeouts above (its default, 30 s, would be coarser than them).
+      connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(headersTimeoutMs / 4))),
+    },
     // Our own 503 (OpenAI-shaped) is sent from the readiness guard instead.
     return503OnClosing: false,
     requestIdHeader: false,
@@ -100,23 +155,41 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
   }) as unknown as FastifyInstance;
 
   const host = new ModelHost();
+  const metrics = new ServingMetrics({ modelName: config.modelName, processMetrics: opts.processMetrics });
+  const observer = new RequestObserver(metrics, config.logContent);
   app.decorate('modelHost', host);
+  app.decorate('metrics', metrics);
+  app.decorate('inflight', observer.inflight);
   app.decorateRequest('trace', null);
   registerErrorHandlers(app);
 
   // Clients (curl -d) often omit or mislabel the content type; every body is read as JSON.
   app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
 
+  // Hook order matters: accounting sees every request (401s and 503s included); CORS answers
+  // preflights before authentication (browsers send no credentials on them).
+  observer.register(app);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // While draining, clients should not reuse the connection.
+    if (host.status === 'draining') reply.header('connection', 'close');
   });
-  registerApiKeyAuth(app, config.apiKeys);
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
+      methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
+      exposedHeaders: ['x-request-id', 'retry-after'],
+      maxAge: 600,
+    });
+  }
+  registerApiKeyAuth(app, config.apiKeys, (path) => isApiPath(path) || (path === '/metrics' && !config.metricsPublic));
   app.addHook('onRequest', async (request) => {
     // Refuse early (before reading the body) while loading, failed or shutting down.
-    if (request.url.startsWith('/v1/')) host.require();
+    if (request.method !== 'OPTIONS' && isApiPath(request.url.split('?')[0])) host.require();
   });
 
   await app.register(healthRoutes);
+  await app.register(metricsRoutes);
   await app.register(modelRoutes);
   await app.register(chatRoutes);
   await app.register(completionRoutes);
@@ -131,12 +204,12 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
 
   const loading = (opts.model ? Promise.resolve(opts.model) : loadModel(config)).then(
     (model) => {
-      host.setReady(createServingContext(config, model));
-      const info = model.engine.info;
-      app.log.info(
-        { model: config.modelName, contextLength: host.context?.contextLength, layers: info.numLayers, vocab: info.vocabSize },
-        'model ready',
-      );
+      const ctx = createServingContext(config, model);
+      const loadSeconds = model.loadSeconds;
+      metrics.attach(ctx, loadSeconds);
+      observer.attach(ctx);
+      host.setReady(ctx);
+      app.log.info(describeModel(ctx, loadSeconds), 'model ready');
     },
     (err: unknown) => {
       const error = err instanceof Error ? err : new Error(String(err));

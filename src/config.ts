@@ -3,7 +3,7 @@
  * Precedence: flag > env > default. Table-driven so later features (auth files, CORS, metrics,
  * shutdown grace, ...) add one row each.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -31,9 +31,27 @@ export interface ServerConfig {
   contextLength?: number;
   /** ORT intra-op threads; 0 lets ORT decide. */
   threads: number;
-  /** Bearer keys accepted on /v1/*; empty disables auth. */
+  /** Bearer keys accepted on /v1/* (and /metrics); empty disables auth. From --api-key and --api-key-file. */
   apiKeys: string[];
+  /** Absolute path of the key file the keys were (partly) read from, if any. */
+  apiKeyFile?: string;
+  /** Serve /metrics without a key even when keys are configured. */
+  metricsPublic: boolean;
+  /** Origins allowed by CORS ('*' for any); empty: CORS off. */
+  corsOrigins: string[];
   logLevel: LogLevel;
+  /** Log prompt and completion text (off by default: logs carry counts and times only). */
+  logContent: boolean;
+  /** Human-readable logs through the optional pino-pretty package instead of JSON lines. */
+  logPretty: boolean;
+  /** Seconds in-flight generations may take to finish after SIGTERM/SIGINT before they are aborted. */
+  shutdownGraceSec: number;
+  /** Seconds an idle keep-alive connection stays open after its last response. */
+  keepAliveTimeoutSec: number;
+  /** Seconds a client has to send the request headers (also closes connections that never send any). */
+  headersTimeoutSec: number;
+  /** Seconds a client has to send the whole request (headers + body); responses are never cut by it. */
+  readTimeoutSec: number;
   /** Default max tokens when a request sets none; undefined means "the rest of the context". */
   maxTokensDefault?: number;
   /** Largest accepted request body in bytes. */
@@ -43,7 +61,7 @@ export interface ServerConfig {
 export const DEFAULT_REAL_MODEL_DIR = 'models/phi-4-mini-instruct';
 export const DEFAULT_TINY_MODEL_DIR = 'models/tiny';
 
-type Kind = 'int' | 'string' | 'list' | 'level';
+type Kind = 'int' | 'string' | 'list' | 'level' | 'bool';
 
 interface OptionSpec {
   flag: string;
@@ -84,8 +102,66 @@ const OPTIONS: readonly OptionSpec[] = [
   },
   { flag: 'context-length', env: 'CONTEXT_LENGTH', kind: 'int', min: 1, help: "cap the model's context window" },
   { flag: 'threads', env: 'THREADS', kind: 'int', min: 0, defaultText: '0 (ORT decides)', help: 'intra-op threads' },
-  { flag: 'api-key', env: 'API_KEY', kind: 'list', help: 'require "Authorization: Bearer KEY" on /v1 (repeatable)' },
+  {
+    flag: 'api-key',
+    env: 'API_KEY',
+    kind: 'list',
+    help: 'require "Authorization: Bearer KEY" on /v1/* and /metrics (repeatable or comma separated)',
+  },
+  {
+    flag: 'api-key-file',
+    env: 'API_KEY_FILE',
+    kind: 'string',
+    help: 'file of accepted keys, one per line (# comments); adds to --api-key',
+  },
+  { flag: 'metrics-public', env: 'METRICS_PUBLIC', kind: 'bool', help: 'serve /metrics without a key when keys are set' },
+  {
+    flag: 'cors-origin',
+    env: 'CORS_ORIGIN',
+    kind: 'list',
+    defaultText: 'none (CORS off)',
+    help: "allow browser requests from these origins ('*' for any; repeatable or comma separated)",
+  },
   { flag: 'log-level', env: 'LOG_LEVEL', kind: 'level', defaultText: 'info', help: LOG_LEVELS.join('|') },
+  {
+    flag: 'log-content',
+    env: 'LOG_CONTENT',
+    kind: 'bool',
+    help: 'also log prompt and completion text (never logged otherwise)',
+  },
+  { flag: 'log-pretty', env: 'LOG_PRETTY', kind: 'bool', help: 'human-readable logs (needs the optional pino-pretty package)' },
+  {
+    flag: 'shutdown-grace',
+    env: 'SHUTDOWN_GRACE',
+    kind: 'int',
+    min: 0,
+    defaultText: '30',
+    help: 'seconds running generations may finish after SIGTERM/SIGINT before they are aborted',
+  },
+  {
+    flag: 'keep-alive-timeout',
+    env: 'KEEP_ALIVE_TIMEOUT',
+    kind: 'int',
+    min: 1,
+    defaultText: '65',
+    help: 'seconds an idle keep-alive connection stays open',
+  },
+  {
+    flag: 'headers-timeout',
+    env: 'HEADERS_TIMEOUT',
+    kind: 'int',
+    min: 1,
+    defaultText: '30',
+    help: 'seconds a client has to send the request headers',
+  },
+  {
+    flag: 'read-timeout',
+    env: 'READ_TIMEOUT',
+    kind: 'int',
+    min: 1,
+    defaultText: '120',
+    help: 'seconds a client has to send the whole request (never cuts a response or stream)',
+  },
   {
     flag: 'max-tokens-default',
     env: 'MAX_TOKENS_DEFAULT',
@@ -105,8 +181,8 @@ export type ParseResult = { kind: 'help'; text: string } | { kind: 'config'; con
 
 export function helpText(): string {
   const rows = OPTIONS.map((o) => {
-    const left = `  --${o.flag}${o.kind === 'list' ? ' <v>[,<v>]' : ' <v>'}`;
-    const env = o.env ? ` [env ${o.env}]` : '';
+    const left = `  --${o.flag}${o.kind === 'list' ? ' <v>[,<v>]' : o.kind === 'bool' ? '' : ' <v>'}`;
+    const env = o.env ? ` [env ${o.env}${o.kind === 'bool' ? '=1' : ''}]` : '';
     const def = o.defaultText ? ` (default: ${o.defaultText})` : '';
     return `${left.padEnd(32)}${o.help}${def}${env}`;
   });
@@ -129,7 +205,9 @@ export function parseConfig(
   cwd: string = process.cwd(),
 ): ParseResult {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = { help: { type: 'boolean' } };
-  for (const o of OPTIONS) options[o.flag] = { type: 'string', multiple: o.kind === 'list' };
+  for (const o of OPTIONS) {
+    options[o.flag] = o.kind === 'bool' ? { type: 'boolean' } : { type: 'string', multiple: o.kind === 'list' };
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
@@ -142,7 +220,8 @@ export function parseConfig(
   const raw = new Map<string, string | string[]>();
   for (const o of OPTIONS) {
     const v = values[o.flag];
-    if (v !== undefined && typeof v !== 'boolean') raw.set(o.flag, v);
+    if (typeof v === 'boolean') raw.set(o.flag, String(v));
+    else if (v !== undefined) raw.set(o.flag, v);
     else if (o.env && env[o.env] !== undefined && env[o.env] !== '') raw.set(o.flag, env[o.env] as string);
   }
   return { kind: 'config', config: resolveConfig(raw, cwd) };
@@ -182,6 +261,42 @@ function strValue(raw: Map<string, string | string[]>, flag: string): string | u
   return Array.isArray(v) ? v[v.length - 1] : v;
 }
 
+const TRUE_WORDS = ['1', 'true', 'yes', 'on'];
+const FALSE_WORDS = ['0', 'false', 'no', 'off'];
+
+function boolValue(raw: Map<string, string | string[]>, flag: string): boolean {
+  const text = strValue(raw, flag)?.trim().toLowerCase();
+  if (text === undefined) return false;
+  if (TRUE_WORDS.includes(text)) return true;
+  if (FALSE_WORDS.includes(text)) return false;
+  throw new ConfigError(`--${flag}: expected one of ${[...TRUE_WORDS, ...FALSE_WORDS].join(', ')}, got "${text}"`);
+}
+
+/**
+ * Keys from a key file: one per line; blank lines and lines starting with # are ignored.
+ * Errors never quote a key.
+ */
+export function readApiKeyFile(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--api-key-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const keys: string[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    const key = line.trim();
+    if (key.length === 0 || key.startsWith('#')) return;
+    if (/\s/.test(key)) throw new ConfigError(`--api-key-file: line ${i + 1} of ${file} contains whitespace inside a key`);
+    keys.push(key);
+  });
+  if (keys.length === 0) {
+    // An empty file must not silently turn authentication off.
+    throw new ConfigError(`--api-key-file: ${file} holds no keys`);
+  }
+  return keys;
+}
+
 export function hasModel(dir: string): boolean {
   return existsSync(path.join(dir, 'model.onnx'));
 }
@@ -205,6 +320,14 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
     throw new ConfigError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
   }
   const modelName = strValue(raw, 'model-name')?.trim() || deriveModelName(modelDir);
+  const keyFileText = strValue(raw, 'api-key-file')?.trim();
+  const apiKeyFile = keyFileText ? path.resolve(cwd, keyFileText) : undefined;
+  const apiKeys = [...new Set([...listValue(raw, 'api-key'), ...(apiKeyFile ? readApiKeyFile(apiKeyFile) : [])])];
+  const headersTimeoutSec = intValue(raw, 'headers-timeout') ?? 30;
+  const readTimeoutSec = intValue(raw, 'read-timeout') ?? 120;
+  if (headersTimeoutSec > readTimeoutSec) {
+    throw new ConfigError(`--headers-timeout (${headersTimeoutSec}) must not exceed --read-timeout (${readTimeoutSec})`);
+  }
   return {
     port: intValue(raw, 'port') ?? 8080,
     host: strValue(raw, 'host') ?? '127.0.0.1',
@@ -217,8 +340,17 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
     requestTimeoutSec: intValue(raw, 'request-timeout') ?? 600,
     contextLength: intValue(raw, 'context-length'),
     threads: intValue(raw, 'threads') ?? 0,
-    apiKeys: listValue(raw, 'api-key'),
+    apiKeys,
+    ...(apiKeyFile ? { apiKeyFile } : {}),
+    metricsPublic: boolValue(raw, 'metrics-public'),
+    corsOrigins: listValue(raw, 'cors-origin'),
     logLevel: level as LogLevel,
+    logContent: boolValue(raw, 'log-content'),
+    logPretty: boolValue(raw, 'log-pretty'),
+    shutdownGraceSec: intValue(raw, 'shutdown-grace') ?? 30,
+    keepAliveTimeoutSec: intValue(raw, 'keep-alive-timeout') ?? 65,
+    headersTimeoutSec,
+    readTimeoutSec,
     maxTokensDefault: intValue(raw, 'max-tokens-default'),
     bodyLimit: intValue(raw, 'body-limit') ?? 8 * 1024 * 1024,
   };

@@ -1,11 +1,14 @@
 /**
  * npm start: parse the configuration, make sure a model exists (building the random-weight
- * `tiny` model once if none does), listen, load the model, and close cleanly on SIGTERM/SIGINT.
+ * `tiny` model once if none does), listen, load the model, and shut down gracefully on
+ * SIGTERM/SIGINT (see src/server/shutdown.ts); a second signal ends the grace period at once.
  */
 import path from 'node:path';
-import { pino } from 'pino';
+import type { pino } from 'pino';
 import { buildApp } from './app.ts';
 import { ConfigError, hasModel, parseConfig, type ServerConfig } from './config.ts';
+import { createLogger } from './server/logging.ts';
+import { gracefulShutdown } from './server/shutdown.ts';
 import { ensureSyntheticModel, isSyntheticModel } from './synthetic/ensure.ts';
 
 function parse(): ServerConfig {
@@ -47,7 +50,7 @@ async function buildTinyModel(dir: string, log: pino.Logger): Promise<void> {
 
 async function main(): Promise<void> {
   const config = parse();
-  const log = pino({ level: config.logLevel });
+  const log = await createLogger(config);
 
   if (!hasModel(config.modelDir)) {
     const isTinyDefault = config.modelDirDefaulted || path.basename(config.modelDir) === 'tiny';
@@ -59,19 +62,40 @@ async function main(): Promise<void> {
   }
   const synthetic = isSyntheticModel(config.modelDir);
   if (synthetic) log.warn(RANDOM_MODEL_WARNING);
+  log.info(
+    {
+      auth: config.apiKeys.length > 0 ? `${config.apiKeys.length} key(s)` : 'off',
+      metrics: config.apiKeys.length > 0 && !config.metricsPublic ? 'key required' : 'public',
+      cors: config.corsOrigins.length > 0 ? config.corsOrigins : 'off',
+      logContent: config.logContent,
+      shutdownGraceSeconds: config.shutdownGraceSec,
+    },
+    'configuration',
+  );
+  if (config.logContent) log.warn('--log-content: prompts and completions will be written to the logs');
 
   const app = await buildApp(config, { logger: log, load: 'background' });
 
-  let closing = false;
+  let shuttingDown = false;
+  const hurry = new AbortController();
   const shutdown = (signal: NodeJS.Signals): void => {
-    if (closing) return;
-    closing = true;
-    log.info({ signal }, 'shutting down: refusing new requests, finishing running ones');
-    app.modelHost.drain();
-    app.close().then(
+    if (shuttingDown) {
+      log.warn({ signal }, 'second signal: ending the grace period now');
+      hurry.abort();
+      return;
+    }
+    shuttingDown = true;
+    log.info({ signal }, 'signal received');
+    const graceMs = config.shutdownGraceSec * 1000;
+    // Last resort if closing hangs (a wedged engine worker): never outlive the grace by much.
+    setTimeout(() => {
+      log.error('shutdown did not complete in time; exiting');
+      process.exit(1);
+    }, graceMs + 60_000).unref();
+    gracefulShutdown(app, { graceMs, log, hurry: hurry.signal }).then(
       () => process.exit(0),
       (err: unknown) => {
-        log.error({ err }, 'error while closing');
+        log.error({ err }, 'error while shutting down');
         process.exit(1);
       },
     );
@@ -80,7 +104,10 @@ async function main(): Promise<void> {
   process.on('SIGINT', shutdown);
 
   await app.listen({ port: config.port, host: config.host });
-  const t0 = performance.now();
+  const address = app.server.address();
+  const port = address !== null && typeof address === 'object' ? address.port : config.port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  log.info({ host: config.host, port, url }, 'listening');
   try {
     await app.modelHost.loaded;
   } catch (err) {
@@ -88,12 +115,8 @@ async function main(): Promise<void> {
     await app.close().catch(() => undefined);
     process.exit(1);
   }
-  const address = app.server.address();
-  const port = address !== null && typeof address === 'object' ? address.port : config.port;
-  log.info(
-    { model: config.modelName, loadSeconds: +((performance.now() - t0) / 1000).toFixed(1) },
-    `serving the OpenAI-compatible API at http://${config.host}:${port}/v1`,
-  );
+  if (shuttingDown) return;
+  log.info({ model: config.modelName }, `serving the OpenAI-compatible API at ${url}/v1`);
   if (synthetic) log.warn(RANDOM_MODEL_WARNING);
 }
 

@@ -1,6 +1,7 @@
 /**
- * Bearer-key check for the OpenAI routes. Keys are compared as SHA-256 digests with
- * timingSafeEqual, so neither the content nor the length of a key leaks through timing.
+ * Bearer-key check for the OpenAI routes (and /metrics unless --metrics-public). Keys are
+ * compared as SHA-256 digests with timingSafeEqual, so neither the content nor the length of a
+ * key leaks through timing.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -36,6 +37,9 @@ export function registerApiKeyAuth(
   if (keys.length === 0) return;
   const matches = keyMatcher(keys);
   app.addHook('onRequest', async (request) => {
+    // CORS preflights carry no credentials by design; OPTIONS is answered by the CORS plugin
+    // (or 404 without CORS), never by a route that serves data.
+    if (request.method === 'OPTIONS') return;
     const path = request.url.split('?')[0];
     if (!isProtected(path)) return;
     if (!matches(bearerToken(request))) throw invalidApiKey();

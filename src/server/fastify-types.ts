@@ -1,4 +1,6 @@
 /** What the app adds to Fastify's instance and request types. */
+import type { ServingMetrics } from './metrics.ts';
+import type { InflightRequests } from './observe.ts';
 import type { ModelHost } from './state.ts';
 import type { RequestTrace } from './trace.ts';
 
@@ -6,6 +8,10 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The hosted model's lifecycle and serving context. */
     modelHost: ModelHost;
+    /** The app's Prometheus registry and instruments. */
+    metrics: ServingMetrics;
+    /** Requests whose work is not over yet (graceful shutdown waits for none). */
+    inflight: InflightRequests;
   }
   interface FastifyRequest {
     /** Set by generation routes; read by onResponse hooks (logs, metrics). */

@@ -40,6 +40,14 @@ export class ModelHost {
     this.ctx?.queue.close();
   }
 
+  /**
+   * Ends the running generations now (the end of the shutdown grace period): streams finish with
+   * what they have, requests that produced nothing get 503.
+   */
+  abortRunning(): void {
+    this.ctx?.shutdown.abort();
+  }
+
   /** The context, or the 503 that explains why there is none. */
   require(): ServingContext {
     const status = this.status;

@@ -1,14 +1,20 @@
 /**
  * Per-request timing and token accounting, filled in by the serving layer and announced on
  * `ServingEvents`. This is the hook point for metrics and the per-request summary log line:
- * subscribers never see prompt or completion text, only counts and times.
+ * subscribers see counts and times; text only in `completionText`, which exists only when the
+ * operator turned on --log-content.
  */
 import { EventEmitter } from 'node:events';
 import type { GenerationTimings } from '../engine/types.ts';
 
 export type Endpoint = 'chat.completions' | 'completions';
 
-export type TraceOutcome = 'stop' | 'length' | 'abort' | 'timeout' | 'error';
+/**
+ * How a generation ended: stop/length as sent to the client; 'abort' = the client went away;
+ * 'timeout' = --request-timeout; 'shutdown' = cut at the end of the shutdown grace period (or the
+ * engine closed under it); 'error' = the engine failed.
+ */
+export type TraceOutcome = 'stop' | 'length' | 'abort' | 'timeout' | 'shutdown' | 'error';
 
 export interface RequestTrace {
   /** The request id (x-request-id). */
@@ -24,6 +30,7 @@ export interface RequestTrace {
   startedAt?: number;
   firstTokenAt?: number;
   lastTokenAt?: number;
+  /** performance.now() when the engine slot was given back (the `finished` event). */
   finishedAt?: number;
   promptTokens: number;
   completionTokens: number;
@@ -31,6 +38,8 @@ export interface RequestTrace {
   outcome?: TraceOutcome;
   /** Engine-side timings of the last generation. */
   engineTimings?: GenerationTimings;
+  /** The text sent to the client, one entry per generation: only with --log-content. */
+  completionText?: string[];
 }
 
 export interface ServingEventMap {
@@ -40,6 +49,11 @@ export interface ServingEventMap {
   token: [RequestTrace, number];
   /** A generation ended (once per prompt for multi-prompt completions). */
   generationDone: [RequestTrace];
+  /**
+   * The request gave its engine slot back: every generation of it has ended and its counts are
+   * final. Once per request that was `started`.
+   */
+  finished: [RequestTrace];
 }
 
 export class ServingEvents extends EventEmitter<ServingEventMap> {}

@@ -4,7 +4,7 @@
  * as it needs (each app has its own queue and settings; the engine runs one generation at a time).
  */
 import type { FastifyInstance } from 'fastify';
-import { buildApp, loadModel, type LoadedModel } from '../../src/app.ts';
+import { buildApp, loadModel, type AppOptions, type LoadedModel } from '../../src/app.ts';
 import { defaultConfig, type ServerConfig } from '../../src/config.ts';
 import type { ServingContext } from '../../src/server/serving/context.ts';
 import { FIXTURES } from '../setup/model-paths.ts';
@@ -43,8 +43,12 @@ export interface TestServer {
 }
 
 /** Builds an app on an already-loaded model and listens on a random port. */
-export async function startServer(model: LoadedModel, overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
-  const app = await buildApp(testConfig(overrides), { model, ownsEngine: false });
+export async function startServer(
+  model: LoadedModel,
+  overrides: Partial<ServerConfig> = {},
+  appOptions: Omit<AppOptions, 'model' | 'ownsEngine'> = {},
+): Promise<TestServer> {
+  const app = await buildApp(testConfig(overrides), { ...appOptions, model, ownsEngine: false });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   if (address === null || typeof address !== 'object') throw new Error('no address');

@@ -70,3 +70,155 @@ describe('config', () => {
     assert.ok(r.text.includes('env MODEL_DIR'));
   });
 });
+
+describe('config: operations flags', () => {
+  const keyDir = (): string => mkdtempSync(path.join(tmpdir(), 'cfg-keys-'));
+
+  it('defaults: auth off, metrics follow auth, CORS off, no content in logs, timeouts', () => {
+    const c = config([]);
+    assert.equal(c.metricsPublic, false);
+    assert.deepEqual(c.corsOrigins, []);
+    assert.equal(c.logContent, false);
+    assert.equal(c.logPretty, false);
+    assert.equal(c.shutdownGraceSec, 30);
+    assert.equal(c.keepAliveTimeoutSec, 65);
+    assert.equal(c.headersTimeoutSec, 30);
+    assert.equal(c.readTimeoutSec, 120);
+    assert.equal(c.apiKeyFile, undefined);
+  });
+
+  it('flags and their env equivalents', () => {
+    const fromFlags = config([
+      '--metrics-public',
+      '--cors-origin',
+      'https://a.example,https://b.example',
+      '--cors-origin',
+      'https://c.example',
+      '--log-content',
+      '--log-pretty',
+      '--shutdown-grace',
+      '5',
+      '--keep-alive-timeout',
+      '10',
+      '--headers-timeout',
+      '7',
+      '--read-timeout',
+      '8',
+    ]);
+    assert.equal(fromFlags.metricsPublic, true);
+    assert.deepEqual(fromFlags.corsOrigins, ['https://a.example', 'https://b.example', 'https://c.example']);
+    assert.equal(fromFlags.logContent, true);
+    assert.equal(fromFlags.logPretty, true);
+    assert.equal(fromFlags.shutdownGraceSec, 5);
+    assert.equal(fromFlags.keepAliveTimeoutSec, 10);
+    assert.equal(fromFlags.headersTimeoutSec, 7);
+    assert.equal(fromFlags.readTimeoutSec, 8);
+
+    const fromEnv = config([], {
+      METRICS_PUBLIC: 'yes',
+      CORS_ORIGIN: '*',
+      LOG_CONTENT: '1',
+      LOG_PRETTY: 'off',
+      SHUTDOWN_GRACE: '0',
+      KEEP_ALIVE_TIMEOUT: '3',
+      HEADERS_TIMEOUT: '2',
+      READ_TIMEOUT: '4',
+    });
+    assert.equal(fromEnv.metricsPublic, true);
+    assert.deepEqual(fromEnv.corsOrigins, ['*']);
+    assert.equal(fromEnv.logContent, true);
+    assert.equal(fromEnv.logPretty, false);
+    assert.equal(fromEnv.shutdownGraceSec, 0);
+    assert.equal(fromEnv.keepAliveTimeoutSec, 3);
+    assert.equal(fromEnv.headersTimeoutSec, 2);
+    assert.equal(fromEnv.readTimeoutSec, 4);
+    // A flag beats the env.
+    assert.equal(config(['--log-content'], { LOG_CONTENT: 'false' }).logContent, true);
+  });
+
+  it('--api-key-file: one key per line, # comments, adds to --api-key / API_KEY', () => {
+    const dir = keyDir();
+    writeFileSync(path.join(dir, 'keys'), '# team A\nsk-a\r\n\n  sk-b  \n# sk-commented-out\nsk-a\n');
+    const c = config(['--api-key-file', 'keys', '--api-key', 'sk-flag'], {}, dir);
+    assert.deepEqual(c.apiKeys, ['sk-flag', 'sk-a', 'sk-b']);
+    assert.equal(c.apiKeyFile, path.join(dir, 'keys'));
+    const e = config([], { API_KEY_FILE: path.join(dir, 'keys'), API_KEY: 'sk-env' }, dir);
+    assert.deepEqual(e.apiKeys, ['sk-env', 'sk-a', 'sk-b']);
+  });
+
+  it('rejects key files that would silently weaken auth, without quoting keys', () => {
+    const dir = keyDir();
+    writeFileSync(path.join(dir, 'empty'), '# nothing here\n\n');
+    writeFileSync(path.join(dir, 'spaces'), 'sk-secret-one two\n');
+    assert.throws(() => parseConfig(['--api-key-file', 'missing'], {}, dir), /--api-key-file: cannot read .*ENOENT/);
+    assert.throws(() => parseConfig(['--api-key-file', 'empty'], {}, dir), /holds no keys/);
+    assert.throws(
+      () => parseConfig(['--api-key-file', 'spaces'], {}, dir),
+      (err: Error) => err instanceof ConfigError && /line 1/.test(err.message) && !err.message.includes('sk-secret'),
+    );
+  });
+
+  it('rejects bad booleans and inconsistent timeouts', () => {
+    assert.throws(() => parseConfig([], { METRICS_PUBLIC: 'maybe' }), /--metrics-public/);
+    assert.throws(() => parseConfig(['--headers-timeout', '60', '--read-timeout', '30'], {}), /--headers-timeout/);
+    assert.throws(() => parseConfig(['--keep-alive-timeout', '0'], {}), /--keep-alive-timeout/);
+    assert.throws(() => parseConfig(['--shutdown-grace', '-1'], {}), ConfigError);
+  });
+
+  it('--help lists the operations flags with their env variables', () => {
+    const r = parseConfig(['--help'], {});
+    assert.equal(r.kind, 'help');
+    if (r.kind !== 'help') return;
+    for (const [flag, env] of [
+      ['--api-key-file', 'API_KEY_FILE'],
+      ['--metrics-public', 'METRICS_PUBLIC'],
+      ['--cors-origin', 'CORS_ORIGIN'],
+      ['--log-content', 'LOG_CONTENT'],
+      ['--log-pretty', 'LOG_PRETTY'],
+      ['--shutdown-grace', 'SHUTDOWN_GRACE'],
+      ['--keep-alive-timeout', 'KEEP_ALIVE_TIMEOUT'],
+      ['--headers-timeout', 'HEADERS_TIMEOUT'],
+      ['--read-timeout', 'READ_TIMEOUT'],
+      ['--body-limit', 'BODY_LIMIT'],
+    ]) {
+      const line = r.text.split('\n').find((l) => l.trim().split(/\s+/)[0] === flag);
+      assert.ok(line, flag);
+      assert.ok(line.includes(`env ${env}`), `${flag} shows env ${env}`);
+    }
+  });
+
+  it('--log-pretty without pino-pretty says so on stderr and falls back to JSON lines', async () => {
+    const { createLogger, PINO_PRETTY_MISSING } = await import('../../src/server/logging.ts');
+    const { Writable } = await import('node:stream');
+    const out: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        out.push(chunk.toString());
+        cb();
+      },
+    });
+    const errors: string[] = [];
+    const original = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string | Uint8Array) => {
+      errors.push(String(s));
+      return true;
+    }) as typeof process.stderr.write;
+    let logger;
+    try {
+      logger = await createLogger({ logLevel: 'info', logPretty: true }, sink);
+    } finally {
+      process.stderr.write = original;
+    }
+    logger.info({ a: 1 }, 'hello');
+    let prettyInstalled = true;
+    try {
+      await import('pino-pretty' as string);
+    } catch {
+      prettyInstalled = false;
+    }
+    if (prettyInstalled) return; // nothing to check: pretty output is in use
+    assert.deepEqual(errors, [`${PINO_PRETTY_MISSING}\n`]);
+    const line = JSON.parse(out.join('').trim()) as { msg: string; a: number };
+    assert.equal(line.msg, 'hello');
+  });
+});

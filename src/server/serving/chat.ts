@@ -19,6 +19,7 @@ import type { RequestTrace } from '../trace.ts';
 import type { RequestAbort } from './abort.ts';
 import {
   completionId,
+  finishRequest,
   primed,
   startRequest,
   streamError,
@@ -127,14 +128,10 @@ export async function createChatCompletion(
     try {
       return { kind: 'json', body: await collect(ctx, prepared, abort, trace, meta) };
     } finally {
-      lease.release();
-      abort.dispose();
+      finishRequest(ctx, trace, lease, abort);
     }
   }
-  const chunks = streamChunks(ctx, prepared, abort, trace, meta, () => {
-    lease.release();
-    abort.dispose();
-  });
+  const chunks = streamChunks(ctx, prepared, abort, trace, meta, () => finishRequest(ctx, trace, lease, abort));
   return { kind: 'stream', chunks: await primed(chunks) };
 }
 

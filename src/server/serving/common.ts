@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { ClientGoneError, toApiError } from '../errors.ts';
 import type { Usage } from '../protocol/common.ts';
 import type { ErrorResponse } from '../protocol/errors.ts';
+import type { Lease } from '../queue.ts';
 import type { Endpoint, RequestTrace } from '../trace.ts';
 import { newTrace } from '../trace.ts';
 import { RequestAbort } from './abort.ts';
@@ -51,9 +52,22 @@ export function startRequest(
   opts: ServeOptions,
 ): { trace: RequestTrace; abort: RequestAbort } {
   const trace = newTrace(opts.requestId, endpoint, ctx.modelName, stream);
+  if (ctx.config.logContent) trace.completionText = [];
   opts.onTrace?.(trace);
-  const abort = new RequestAbort(opts.clientSignal, ctx.config.requestTimeoutSec * 1000);
+  const abort = new RequestAbort(opts.clientSignal, ctx.config.requestTimeoutSec * 1000, ctx.shutdown.signal);
   return { trace, abort };
+}
+
+/**
+ * The end of an admitted request: gives the engine slot back, stops the request's timers and
+ * announces that its counts are final. Idempotent.
+ */
+export function finishRequest(ctx: ServingContext, trace: RequestTrace, lease: Lease, abort: RequestAbort): void {
+  lease.release();
+  abort.dispose();
+  if (trace.finishedAt !== undefined) return;
+  trace.finishedAt = performance.now();
+  ctx.events.emit('finished', trace);
 }
 
 /**

@@ -1,6 +1,7 @@
 /** What the serving layer needs from the rest of the process, gathered in one object. */
 import { createHash } from 'node:crypto';
 import type { ServerConfig } from '../../config.ts';
+import type { SessionDescription } from '../../engine/decoder-session.ts';
 import type { EngineStats, GenerationEvent, GenerationRequest, ModelInfo } from '../../engine/types.ts';
 import type { ChatTokenizer } from '../../tokenizer/tokenizer.ts';
 import type { RequestQueue } from '../queue.ts';
@@ -10,6 +11,8 @@ import type { ServingEvents } from '../trace.ts';
 export interface GenerationBackend {
   readonly info: ModelInfo;
   readonly healthy?: boolean;
+  /** How the ONNX session runs (execution provider, threads, load time); logged at startup. */
+  readonly session?: SessionDescription;
   generate(req: GenerationRequest, signal?: AbortSignal): AsyncIterable<GenerationEvent>;
   stats(): EngineStats;
   close(): Promise<void>;
@@ -33,6 +36,8 @@ export interface ServingContext {
   readonly systemFingerprint: string;
   /** Unix seconds when the model was loaded (the `created` of its model card). */
   readonly loadedAt: number;
+  /** Aborted when the shutdown grace period ends: every running request stops (cause 'shutdown'). */
+  readonly shutdown: AbortController;
 }
 
 /** Stable for one model folder and shape, different when either changes. */

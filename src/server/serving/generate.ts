@@ -68,7 +68,8 @@ function mapAbort(err: unknown, abort: RequestAbort): Error {
   if (err instanceof QueueFullError) return queueFull(err.retryAfterSec);
   if (err instanceof QueueClosedError) return notReady('draining');
   if (err instanceof RequestAbortedError) {
-    return err.reason === 'timeout' ? requestTimeout(abort.timeoutMs / 1000) : new ClientGoneError();
+    if (err.reason === 'timeout') return requestTimeout(abort.timeoutMs / 1000);
+    return err.reason === 'shutdown' ? notReady('draining') : new ClientGoneError();
   }
   return err instanceof Error ? err : new Error(String(err));
 }
@@ -100,6 +101,12 @@ export async function* generate(
   let emittedLen = 0;
   let sampled = 0;
   let done: Extract<GenerationEvent, { type: 'done' }> | undefined;
+  // --log-content only: the text this generation sent, for the request's summary log line.
+  const textSlot = trace.completionText ? trace.completionText.push('') - 1 : -1;
+  const sent = (text: string): string => {
+    if (textSlot >= 0 && trace.completionText) trace.completionText[textSlot] += text;
+    return text;
+  };
 
   /** Tokens whose text lies entirely inside the first `upTo` released characters. */
   const releaseUpTo = (upTo: number): TokenInfo[] => take((p) => p.end <= upTo);
@@ -164,9 +171,9 @@ export async function* generate(
         engineAbort.abort();
         const tokens = releaseStartingBefore(emittedLen);
         pending = [];
-        yield { type: 'delta', text: r.text, tokens };
+        yield { type: 'delta', text: sent(r.text), tokens };
       } else {
-        yield { type: 'delta', text: r.text, tokens: releaseUpTo(emittedLen) };
+        yield { type: 'delta', text: sent(r.text), tokens: releaseUpTo(emittedLen) };
       }
     }
   } finally {
@@ -215,10 +222,10 @@ export async function* generate(
         ctx.events.emit('generationDone', trace);
         throw new ClientGoneError();
       } else if (sampled > 0) {
-        // Out of time (or the engine is shutting down): the client gets what exists so far.
+        // Out of time (or the server is shutting down): the client gets what exists so far.
         finishReason = 'length';
       } else {
-        trace.outcome = abort.cause === 'timeout' ? 'timeout' : 'abort';
+        trace.outcome = abort.cause === 'timeout' ? 'timeout' : 'shutdown';
         ctx.events.emit('generationDone', trace);
         throw abort.cause === 'timeout' ? requestTimeout(abort.timeoutMs / 1000) : notReady('draining');
       }
@@ -237,9 +244,10 @@ export async function* generate(
     else text += matcher.flush();
     emittedLen += text.length;
     const tokens = r.stopped ? releaseStartingBefore(emittedLen) : take(() => true);
-    if (text.length > 0 || tokens.length > 0) yield { type: 'delta', text, tokens };
+    if (text.length > 0 || tokens.length > 0) yield { type: 'delta', text: sent(text), tokens };
   }
-  trace.outcome = done.finishReason === 'abort' && !stoppedByString ? 'timeout' : finishReason;
+  trace.outcome =
+    done.finishReason === 'abort' && !stoppedByString ? (abort.cause === 'timeout' ? 'timeout' : 'shutdown') : finishReason;
   ctx.events.emit('generationDone', trace);
   yield { type: 'finish', finishReason, ...usage, tokens: [] };
 }

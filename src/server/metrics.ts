@@ -1,0 +1,329 @@
+/**
+ * Prometheus metrics on a registry owned by one app (never prom-client's global registry, so
+ * several apps can live in one process). Names and meanings follow vLLM's `vllm:*` metrics with
+ * the `phi4_` prefix; every series carries `model_name`.
+ *
+ * Fed from `ServingEvents` (tokens and generation ends, as they happen) and from one call per
+ * finished HTTP request (`recordRequest`); gauges read the queue and the engine when scraped.
+ * Only counts and times are recorded, never text.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ServingContext } from './serving/context.ts';
+import type { RequestTrace, TraceOutcome } from './trace.ts';
+
+export const METRIC_PREFIX = 'phi4_';
+
+// CPU inference is slow: a long prompt on the real model can take minutes to first token.
+const TTFT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600];
+const ITL_BUCKETS = [0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2, 5, 10];
+const REQUEST_SECONDS_BUCKETS = [
+  0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1200, 1800, 3600,
+];
+const QUEUE_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200];
+// vLLM's 1-2-5 series, up to Phi-4-mini's 131072-token context.
+const TOKEN_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 131072];
+
+/** Window of the recent decode-throughput gauge. */
+const THROUGHPUT_WINDOW_MS = 10_000;
+
+/** `finish_reason` label of requests that never generated (rejected, refused, listing models). */
+export type FinishLabel = TraceOutcome | 'none';
+
+/** What the HTTP layer reports once per finished request. */
+export interface RequestRecord {
+  /** Route path, e.g. "/v1/chat/completions". */
+  endpoint: string;
+  status: number;
+  finishReason: FinishLabel;
+  /** Present for generation requests that reached the serving layer. */
+  trace?: RequestTrace;
+  /** performance.now() when the response ended. */
+  endedAt: number;
+}
+
+/** Per-request accumulations (across the generations of a multi-prompt completion). */
+export interface TraceStats {
+  countedPromptTokens: number;
+  countedCompletionTokens: number;
+  /** Time of the previous token of the current generation. */
+  previousTokenAt?: number;
+  ttftObserved: boolean;
+  /** Inter-token gaps within generations. */
+  itlCount: number;
+  itlSumMs: number;
+  /** Engine-side prefill/decode time summed over generations. */
+  prefillMs: number;
+  decodeMs: number;
+  generations: number;
+  lastTimings?: object;
+}
+
+/** Decode throughput over the recent past; 0 when nothing runs. */
+class RecentRate {
+  private readonly times: number[] = [];
+  private busySince = 0;
+
+  /** A generation started; if nothing was generated lately, the window restarts here. */
+  start(now: number): void {
+    this.prune(now);
+    if (this.times.length === 0) this.busySince = now;
+  }
+
+  token(now: number): void {
+    this.times.push(now);
+    if (this.times.length > 100_000) this.times.splice(0, this.times.length - 100_000);
+  }
+
+  perSecond(now: number, running: number): number {
+    this.prune(now);
+    if (running === 0 || this.times.length === 0) return 0;
+    const spanMs = Math.min(THROUGHPUT_WINDOW_MS, now - this.busySince);
+    return spanMs > 0 ? (this.times.length * 1000) / spanMs : 0;
+  }
+
+  private prune(now: number): void {
+    let i = 0;
+    while (i < this.times.length && this.times[i] <= now - THROUGHPUT_WINDOW_MS) i++;
+    if (i > 0) this.times.splice(0, i);
+  }
+}
+
+export interface MetricsOptions {
+  modelName: string;
+  /** prom-client's process/Node.js metrics on this registry (default true). */
+  processMetrics?: boolean;
+}
+
+export class ServingMetrics {
+  readonly registry = new Registry();
+  private ctx: ServingContext | undefined;
+  private readonly stats = new WeakMap<RequestTrace, TraceStats>();
+  private readonly rate = new RecentRate();
+
+  private readonly ttft: Histogram;
+  private readonly itl: Histogram;
+  private readonly e2e: Histogram;
+  private readonly queueTime: Histogram;
+  private readonly prefillTime: Histogram;
+  private readonly decodeTime: Histogram;
+  private readonly inferenceTime: Histogram;
+  private readonly promptTokensHist: Histogram;
+  private readonly generationTokensHist: Histogram;
+  private readonly promptTokens: Counter;
+  private readonly generationTokens: Counter;
+  private readonly requests: Counter<'endpoint' | 'status' | 'finish_reason'>;
+  private readonly loadSeconds: Gauge;
+  private readonly modelInfo: Gauge<'execution_provider' | 'threads' | 'logits'>;
+
+  constructor(opts: MetricsOptions) {
+    const p = METRIC_PREFIX;
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ model_name: opts.modelName });
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: p });
+
+    const histogram = (name: string, help: string, buckets: number[]): Histogram =>
+      new Histogram({ name: p + name, help, buckets, registers });
+    this.ttft = histogram(
+      'time_to_first_token_seconds',
+      'Time from the request arriving (queue wait included) to its first generated token.',
+      TTFT_BUCKETS,
+    );
+    this.itl = histogram(
+      'inter_token_latency_seconds',
+      'Time between consecutive generated tokens of one generation.',
+      ITL_BUCKETS,
+    );
+    this.e2e = histogram(
+      'e2e_request_latency_seconds',
+      'Time from the request arriving to its response ending, for requests that reached the engine.',
+      REQUEST_SECONDS_BUCKETS,
+    );
+    this.queueTime = histogram('request_queue_time_seconds', 'Time a request waited for an engine slot.', QUEUE_BUCKETS);
+    this.prefillTime = histogram(
+      'request_prefill_time_seconds',
+      'Engine time spent on prompt processing (prefill) up to the first token, per request.',
+      REQUEST_SECONDS_BUCKETS,
+    );
+    this.decodeTime = histogram(
+      'request_decode_time_seconds',
+      'Engine time spent generating tokens after the first, per request.',
+      REQUEST_SECONDS_BUCKETS,
+    );
+    this.inferenceTime = histogram(
+      'request_inference_time_seconds',
+      'Time a request held the engine (prefill + decode).',
+      REQUEST_SECONDS_BUCKETS,
+    );
+    this.promptTokensHist = histogram('request_prompt_tokens', 'Prompt tokens processed per request.', TOKEN_BUCKETS);
+    this.generationTokensHist = histogram(
+      'request_generation_tokens',
+      'Tokens generated per request.',
+      TOKEN_BUCKETS,
+    );
+    this.promptTokens = new Counter({
+      name: `${p}prompt_tokens_total`,
+      help: 'Prompt tokens processed (prefilled). Equals the sum of usage.prompt_tokens of the answered requests, plus the prompts of requests cut short.',
+      registers,
+    });
+    this.generationTokens = new Counter({
+      name: `${p}generation_tokens_total`,
+      help: 'Tokens generated. Equals the sum of usage.completion_tokens of the answered requests, plus the tokens of requests cut short.',
+      registers,
+    });
+    this.requests = new Counter({
+      name: `${p}requests_total`,
+      help: 'Finished /v1 requests by route, HTTP status (499: client went away) and finish_reason (none: nothing generated).',
+      labelNames: ['endpoint', 'status', 'finish_reason'] as const,
+      registers,
+    });
+
+    const self = this;
+    new Gauge({
+      name: `${p}num_requests_running`,
+      help: 'Requests holding an engine slot.',
+      registers,
+      collect() {
+        this.set(self.ctx?.queue.running ?? 0);
+      },
+    });
+    new Gauge({
+      name: `${p}num_requests_waiting`,
+      help: 'Requests waiting in the queue for an engine slot.',
+      registers,
+      collect() {
+        this.set(self.ctx?.queue.waiting ?? 0);
+      },
+    });
+    new Gauge({
+      name: `${p}avg_generation_throughput_toks_per_s`,
+      help: `Tokens generated per second over the last ${THROUGHPUT_WINDOW_MS / 1000} s of busy time; 0 while idle.`,
+      registers,
+      collect() {
+        this.set(self.rate.perSecond(performance.now(), self.ctx?.queue.running ?? 0));
+      },
+    });
+    new Gauge({
+      name: `${p}kv_cache_tokens_in_use`,
+      help: 'Positions held in KV-cache buffers by running sequences.',
+      registers,
+      collect() {
+        this.set(self.ctx?.engine.stats().kvTokensInUse ?? 0);
+      },
+    });
+    this.loadSeconds = new Gauge({
+      name: `${p}model_load_seconds`,
+      help: 'Seconds the model took to load (ONNX session and tokenizer); 0 until loaded.',
+      registers,
+    });
+    this.loadSeconds.set(0);
+    this.modelInfo = new Gauge({
+      name: `${p}model_info`,
+      help: 'Always 1; labels describe how the model runs.',
+      labelNames: ['execution_provider', 'threads', 'logits'] as const,
+      registers,
+    });
+  }
+
+  /** Starts following a serving context (once the model is loaded). */
+  attach(ctx: ServingContext, loadSeconds: number | undefined): void {
+    this.ctx = ctx;
+    const session = ctx.engine.session;
+    this.loadSeconds.set(loadSeconds ?? (session ? session.loadMs / 1000 : 0));
+    if (session) {
+      this.modelInfo.set(
+        { execution_provider: session.executionProvider, threads: String(session.threads), logits: session.logits },
+        1,
+      );
+    }
+    ctx.events.on('started', (trace) => {
+      this.statsOf(trace);
+      this.rate.start(performance.now());
+    });
+    ctx.events.on('token', (trace, now) => {
+      const st = this.statsOf(trace);
+      if (!st.ttftObserved) {
+        st.ttftObserved = true;
+        this.ttft.observe((now - trace.receivedAt) / 1000);
+      }
+      if (st.previousTokenAt !== undefined) {
+        const gap = now - st.previousTokenAt;
+        this.itl.observe(gap / 1000);
+        st.itlCount++;
+        st.itlSumMs += gap;
+      }
+      st.previousTokenAt = now;
+      this.rate.token(now);
+      this.reconcileTokens(trace, st);
+    });
+    ctx.events.on('generationDone', (trace) => {
+      const st = this.statsOf(trace);
+      if (!st.ttftObserved && trace.completionTokens > 0) {
+        // The only token was an eos (counted, never emitted): it came right before this.
+        st.ttftObserved = true;
+        this.ttft.observe((performance.now() - trace.receivedAt) / 1000);
+      }
+      st.previousTokenAt = undefined;
+      st.generations++;
+      if (trace.engineTimings && trace.engineTimings !== st.lastTimings) {
+        st.lastTimings = trace.engineTimings;
+        st.prefillMs += trace.engineTimings.prefillMs;
+        st.decodeMs += trace.engineTimings.decodeMs;
+      }
+      this.reconcileTokens(trace, st);
+    });
+  }
+
+  /** Accumulations for a trace (created on first use). */
+  statsOf(trace: RequestTrace): TraceStats {
+    let st = this.stats.get(trace);
+    if (!st) {
+      st = {
+        countedPromptTokens: 0,
+        countedCompletionTokens: 0,
+        ttftObserved: false,
+        itlCount: 0,
+        itlSumMs: 0,
+        prefillMs: 0,
+        decodeMs: 0,
+        generations: 0,
+      };
+      this.stats.set(trace, st);
+    }
+    return st;
+  }
+
+  /** Brings the token counters up to the trace's totals (which only grow). */
+  private reconcileTokens(trace: RequestTrace, st: TraceStats): void {
+    const prompt = trace.promptTokens - st.countedPromptTokens;
+    if (prompt > 0) {
+      this.promptTokens.inc(prompt);
+      st.countedPromptTokens = trace.promptTokens;
+    }
+    const completion = trace.completionTokens - st.countedCompletionTokens;
+    if (completion > 0) {
+      this.generationTokens.inc(completion);
+      st.countedCompletionTokens = trace.completionTokens;
+    }
+  }
+
+  /** One finished /v1 request: its response ended and (if it ran) its engine slot is free. */
+  recordRequest(r: RequestRecord): void {
+    this.requests.inc({ endpoint: r.endpoint, status: String(r.status), finish_reason: r.finishReason });
+    const trace = r.trace;
+    if (!trace || trace.startedAt === undefined) return;
+    const st = this.statsOf(trace);
+    this.reconcileTokens(trace, st);
+    this.e2e.observe(Math.max(0, r.endedAt - trace.receivedAt) / 1000);
+    this.queueTime.observe((trace.queueMs ?? 0) / 1000);
+    this.prefillTime.observe(st.prefillMs / 1000);
+    this.decodeTime.observe(st.decodeMs / 1000);
+    this.inferenceTime.observe(Math.max(0, (trace.finishedAt ?? r.endedAt) - trace.startedAt) / 1000);
+    this.promptTokensHist.observe(trace.promptTokens);
+    this.generationTokensHist.observe(trace.completionTokens);
+  }
+
+  /** The Prometheus text exposition. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
