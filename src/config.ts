@@ -31,6 +31,8 @@ export interface ServerConfig {
   contextLength?: number;
   /** ORT intra-op threads; 0 lets ORT decide. */
   threads: number;
+  /** 'cuda' uses the CUDA execution provider when available, otherwise CPU (logged). */
+  device: 'cpu' | 'cuda';
   /** Bearer keys accepted on /v1/* (and /metrics); empty disables auth. From --api-key and --api-key-file. */
   apiKeys: string[];
   /** Absolute path of the key file the keys were (partly) read from, if any. */
@@ -102,6 +104,7 @@ const OPTIONS: readonly OptionSpec[] = [
   },
   { flag: 'context-length', env: 'CONTEXT_LENGTH', kind: 'int', min: 1, help: "cap the model's context window" },
   { flag: 'threads', env: 'THREADS', kind: 'int', min: 0, defaultText: '0 (ORT decides)', help: 'intra-op threads' },
+  { flag: 'device', env: 'DEVICE', kind: 'string', defaultText: 'cpu', help: 'cpu|cuda (cuda falls back to cpu, with a log line, when unavailable)' },
   {
     flag: 'api-key',
     env: 'API_KEY',
@@ -319,6 +322,8 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
   if (!LOG_LEVELS.includes(level as LogLevel)) {
     throw new ConfigError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
   }
+  const device = strValue(raw, 'device') ?? 'cpu';
+  if (device !== 'cpu' && device !== 'cuda') throw new ConfigError(`--device: expected cpu or cuda, got "${device}"`);
   const modelName = strValue(raw, 'model-name')?.trim() || deriveModelName(modelDir);
   const keyFileText = strValue(raw, 'api-key-file')?.trim();
   const apiKeyFile = keyFileText ? path.resolve(cwd, keyFileText) : undefined;
@@ -340,6 +345,7 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
     requestTimeoutSec: intValue(raw, 'request-timeout') ?? 600,
     contextLength: intValue(raw, 'context-length'),
     threads: intValue(raw, 'threads') ?? 0,
+    device,
     apiKeys,
     ...(apiKeyFile ? { apiKeyFile } : {}),
     metricsPublic: boolValue(raw, 'metrics-public'),

@@ -222,3 +222,13 @@ describe('config: operations flags', () => {
     assert.equal(line.msg, 'hello');
   });
 });
+
+it('--device takes cpu or cuda (env DEVICE too) and rejects anything else', () => {
+  const ok = parseConfig(['--device', 'cuda'], {}, process.cwd());
+  assert.equal(ok.kind === 'config' && ok.config.device, 'cuda');
+  const env = parseConfig([], { DEVICE: 'cuda' }, process.cwd());
+  assert.equal(env.kind === 'config' && env.config.device, 'cuda');
+  const dflt = parseConfig([], {}, process.cwd());
+  assert.equal(dflt.kind === 'config' && dflt.config.device, 'cpu');
+  assert.throws(() => parseConfig(['--device', 'tpu'], {}, process.cwd()), /--device: expected cpu or cuda/);
+});
