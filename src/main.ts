@@ -3,6 +3,7 @@
  * `tiny` model once if none does), listen, load the model, and shut down gracefully on
  * SIGTERM/SIGINT (see src/server/shutdown.ts); a second signal ends the grace period at once.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { pino } from 'pino';
 import { buildApp } from './app.ts';
@@ -48,14 +49,21 @@ async function buildTinyModel(dir: string, log: pino.Logger): Promise<void> {
   log.info({ seconds: +((performance.now() - t0) / 1000).toFixed(1) }, 'tiny model built');
 }
 
+function isEmptyOrMissing(dir: string): boolean {
+  if (!existsSync(dir)) return true;
+  return readdirSync(dir).every((f) => f === 'lost+found' || f.startsWith('.'));
+}
+
 async function main(): Promise<void> {
   const config = parse();
   const log = await createLogger(config);
 
   if (!hasModel(config.modelDir)) {
-    const isTinyDefault = config.modelDirDefaulted || path.basename(config.modelDir) === 'tiny';
+    // A folder with other files but no model.onnx is most likely an unfinished download: serving
+    // random weights there would hide that. A missing or empty one (a fresh Docker volume) gets tiny.
+    const isTinyDefault = config.modelDirDefaulted || path.basename(config.modelDir) === 'tiny' || isEmptyOrMissing(config.modelDir);
     if (!isTinyDefault) {
-      log.fatal({ modelDir: config.modelDir }, 'model.onnx not found in --model-dir; run `npm run model:download` first');
+      log.fatal({ modelDir: config.modelDir }, 'model.onnx not found in --model-dir (an unfinished download?); run `npm run model:download` first, or point --model-dir at an empty folder to get the tiny synthetic model');
       process.exit(1);
     }
     await buildTinyModel(config.modelDir, log);

@@ -5,6 +5,7 @@
  * with a Slice in front of lm_head. The copy lives beside the original (its external data paths
  * stay valid, nothing is duplicated) and the original file is never touched.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync, statSync, writeFileSync, readFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
@@ -84,7 +85,8 @@ export function ensureLastPositionModel(modelPath: string, logitsName: string): 
     sliceBeforeLogits(model, logitsName);
     model.metadataProps = model.metadataProps.filter((p) => p.key !== STAMP_KEY);
     model.metadataProps.push(onnx.StringStringEntryProto.create({ key: STAMP_KEY, value: stamp }));
-    const tmp = `${derivedPath}.tmp-${process.pid}`;
+    // Unique per writer: replicas sharing a volume all run as pid 1 in their containers.
+    const tmp = `${derivedPath}.tmp-${randomUUID()}`;
     writeFileSync(tmp, onnx.ModelProto.encode(model).finish());
     renameSync(tmp, derivedPath);
     return { path: derivedPath };
