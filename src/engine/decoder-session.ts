@@ -29,7 +29,8 @@ function defaultThreads(): number {
 
 export class DecoderSession {
   readonly info: ModelInfo;
-  private readonly ones: { data: BigInt64Array };
+  /** A run of 1n reused as attention_mask: the mask is all ones for an unpadded sequence. */
+  private ones = new BigInt64Array(0);
   private readonly kvGrowthChunk: number;
   private readonly prefillChunk: number;
   private readonly contextLength: number;
@@ -44,7 +45,6 @@ export class DecoderSession {
     this.info = { ...config.info, contextLength: this.contextLength };
     this.kvGrowthChunk = opts.kvGrowthChunk ?? 256;
     this.prefillChunk = Math.max(1, opts.prefillChunk ?? 512);
-    this.ones = { data: new BigInt64Array(0) };
     this.checkInputs();
   }
 
@@ -118,10 +118,8 @@ export class DecoderSession {
   }
 
   private onesOf(n: number): BigInt64Array {
-    if (this.ones.data.length < n) {
-      this.ones.data = new BigInt64Array(Math.max(n, this.ones.data.length * 2, 1024)).fill(1n);
-    }
-    return this.ones.data.subarray(0, n);
+    if (this.ones.length < n) this.ones = new BigInt64Array(Math.max(n, this.ones.length * 2, 1024)).fill(1n);
+    return this.ones.subarray(0, n);
   }
 
   /**
@@ -130,14 +128,15 @@ export class DecoderSession {
    * activations and attention scratch stay bounded whatever the prompt length.
    */
   async forward(seq: SequenceKvCache, tokens: readonly number[]): Promise<Float32Array> {
+    if (tokens.length === 0) throw new RangeError('forward needs at least one token');
     // Reserving once up front avoids regrowing the KV buffers chunk after chunk.
     seq.reserve(seq.length + tokens.length);
-    let logits: Float32Array | undefined;
-    for (let start = 0; start < tokens.length; start += this.prefillChunk) {
-      logits = await this.step(seq, tokens.slice(start, start + this.prefillChunk));
+    let start = 0;
+    while (tokens.length - start > this.prefillChunk) {
+      await this.step(seq, tokens.slice(start, start + this.prefillChunk));
+      start += this.prefillChunk;
     }
-    if (!logits) throw new RangeError('forward needs at least one token');
-    return logits;
+    return this.step(seq, start === 0 ? tokens : tokens.slice(start));
   }
 
   private async step(seq: SequenceKvCache, tokens: readonly number[]): Promise<Float32Array> {
