@@ -69,3 +69,26 @@ test('--device cuda without a CUDA build falls back to CPU and says why', async 
     await engine.close();
   }
 });
+
+test('an export with an input the engine does not feed gets an error naming that input', async () => {
+  const { mkdtempSync, readFileSync, writeFileSync, copyFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const onnxProto = (await import('onnx-proto')).default;
+  const { onnx } = onnxProto;
+  const dir = mkdtempSync(join(tmpdir(), 'extra-input-'));
+  try {
+    const model = onnx.ModelProto.decode(readFileSync(join(FIXTURES['tiny-alt'], 'model.onnx')));
+    // An image input like a multimodal export's: consumed by a node so ORT keeps it.
+    model.graph!.input!.push({ name: 'pixel_values', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'n' }] } } } });
+    model.graph!.output!.push({ name: 'pixel_echo', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'n' }] } } } });
+    model.graph!.node!.push({ name: 'echo', opType: 'Identity', input: ['pixel_values'], output: ['pixel_echo'] });
+    writeFileSync(join(dir, 'model.onnx'), onnx.ModelProto.encode(model).finish());
+    // A copy, not a symlink: ORT refuses external data that resolves outside the model folder.
+    copyFileSync(join(FIXTURES['tiny-alt'], 'model.onnx.data'), join(dir, 'model.onnx.data'));
+    copyFileSync(join(FIXTURES['tiny-alt'], 'genai_config.json'), join(dir, 'genai_config.json'));
+    await assert.rejects(Engine.load({ modelDir: dir, threads: 1 }), /unsupported model input\(s\): pixel_values/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
