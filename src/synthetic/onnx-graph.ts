@@ -68,7 +68,6 @@ export function inlineTensor(
 export class GraphBuilder {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
-  private readonly opCounts = new Map<string, number>();
 
   constructor(private readonly external?: ExternalDataWriter) {}
 
@@ -129,12 +128,6 @@ export class GraphBuilder {
     }
     return name;
   }
-
-  uniqueName(prefix: string): string {
-    const n = this.opCounts.get(prefix) ?? 0;
-    this.opCounts.set(prefix, n + 1);
-    return n === 0 ? prefix : `${prefix}_${n}`;
-  }
 }
 
 /** Writes the bytes [start, start + chunk.length) of a tensor into `chunk`. */
@@ -157,8 +150,4 @@ export function encodeModel(spec: ModelSpec): Uint8Array {
     graph: spec.graph,
   });
   return onnx.ModelProto.encode(model).finish();
-}
-
-export function decodeModel(bytes: Uint8Array): onnxProto.onnx.ModelProto {
-  return onnx.ModelProto.decode(bytes);
 }
