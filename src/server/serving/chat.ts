@@ -14,23 +14,19 @@ import type {
 } from '../protocol/chat.ts';
 import type { Usage, WireFinishReason } from '../protocol/common.ts';
 import type { ErrorResponse } from '../protocol/errors.ts';
-import type { Lease } from '../queue.ts';
 import type { RequestTrace } from '../trace.ts';
 import type { RequestAbort } from './abort.ts';
 import {
-  completionId,
-  finishRequest,
-  primed,
-  startRequest,
+  serve,
   streamError,
   tokenPieces,
-  unixSeconds,
   usageOf,
+  type ResponseMeta,
   type ServeOptions,
   type ServeResult,
 } from './common.ts';
 import type { ServingContext } from './context.ts';
-import { admit, generate, type GenerationPlan } from './generate.ts';
+import { generate, type GenerationPlan } from './generate.ts';
 import { chatLogprobs } from './logprobs.ts';
 import {
   checkCommon,
@@ -114,30 +110,10 @@ export async function createChatCompletion(
   body: ChatCompletionRequest,
   opts: ServeOptions,
 ): Promise<ChatResult> {
-  const prepared = prepare(ctx, body);
-  const { trace, abort } = startRequest(ctx, 'chat.completions', prepared.stream, opts);
-  let lease: Lease;
-  try {
-    lease = await admit(ctx, abort, trace);
-  } catch (err) {
-    abort.dispose();
-    throw err;
-  }
-  const meta = { id: completionId('chatcmpl'), created: unixSeconds() };
-  if (!prepared.stream) {
-    try {
-      return { kind: 'json', body: await collect(ctx, prepared, abort, trace, meta) };
-    } finally {
-      finishRequest(ctx, trace, lease, abort);
-    }
-  }
-  const chunks = streamChunks(ctx, prepared, abort, trace, meta, () => finishRequest(ctx, trace, lease, abort));
-  return { kind: 'stream', chunks: await primed(chunks) };
-}
-
-interface Meta {
-  id: string;
-  created: number;
+  return serve(ctx, 'chat.completions', 'chatcmpl', prepare(ctx, body), opts, {
+    json: (p, abort, trace, meta) => collect(ctx, p, abort, trace, meta),
+    stream: (p, abort, trace, meta, done) => streamChunks(ctx, p, abort, trace, meta, done),
+  });
 }
 
 async function collect(
@@ -145,7 +121,7 @@ async function collect(
   p: PreparedChat,
   abort: RequestAbort,
   trace: RequestTrace,
-  meta: Meta,
+  meta: ResponseMeta,
 ): Promise<ChatCompletionResponse> {
   const pieces = tokenPieces(ctx);
   let content = '';
@@ -183,7 +159,7 @@ async function* streamChunks(
   p: PreparedChat,
   abort: RequestAbort,
   trace: RequestTrace,
-  meta: Meta,
+  meta: ResponseMeta,
   cleanup: () => void,
 ): AsyncGenerator<ChatCompletionChunk | ErrorResponse, void, undefined> {
   const pieces = tokenPieces(ctx);

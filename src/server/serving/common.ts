@@ -8,6 +8,7 @@ import type { Endpoint, RequestTrace } from '../trace.ts';
 import { newTrace } from '../trace.ts';
 import { RequestAbort } from './abort.ts';
 import type { ServingContext } from './context.ts';
+import { admit } from './generate.ts';
 import { TokenPieces } from './logprobs.ts';
 
 /** What a route hands to the serving layer besides the validated body. */
@@ -68,6 +69,51 @@ export function finishRequest(ctx: ServingContext, trace: RequestTrace, lease: L
   if (trace.finishedAt !== undefined) return;
   trace.finishedAt = performance.now();
   ctx.events.emit('finished', trace);
+}
+
+/** The id and timestamp every body or chunk of one response carries. */
+export interface ResponseMeta {
+  id: string;
+  created: number;
+}
+
+/** How an endpoint turns an admitted request into its JSON body or its chunk stream. */
+export interface ResponseBuilders<P, TBody, TChunk> {
+  json: (p: P, abort: RequestAbort, trace: RequestTrace, meta: ResponseMeta) => Promise<TBody>;
+  /** Must call `done` once it has finished (or been abandoned), to free the engine slot. */
+  stream: (p: P, abort: RequestAbort, trace: RequestTrace, meta: ResponseMeta, done: () => void) => AsyncGenerator<TChunk | ErrorResponse, void, undefined>;
+}
+
+/**
+ * The request lifecycle both endpoints share: trace, queue admission, then one JSON body or a
+ * primed chunk stream; the engine slot is given back once the body is built or the stream ends.
+ */
+export async function serve<P extends { stream: boolean }, TBody, TChunk>(
+  ctx: ServingContext,
+  endpoint: Endpoint,
+  idPrefix: 'chatcmpl' | 'cmpl',
+  prepared: P,
+  opts: ServeOptions,
+  build: ResponseBuilders<P, TBody, TChunk>,
+): Promise<ServeResult<TBody, TChunk>> {
+  const { trace, abort } = startRequest(ctx, endpoint, prepared.stream, opts);
+  let lease: Lease;
+  try {
+    lease = await admit(ctx, abort, trace);
+  } catch (err) {
+    abort.dispose();
+    throw err;
+  }
+  const meta = { id: completionId(idPrefix), created: unixSeconds() };
+  if (!prepared.stream) {
+    try {
+      return { kind: 'json', body: await build.json(prepared, abort, trace, meta) };
+    } finally {
+      finishRequest(ctx, trace, lease, abort);
+    }
+  }
+  const chunks = build.stream(prepared, abort, trace, meta, () => finishRequest(ctx, trace, lease, abort));
+  return { kind: 'stream', chunks: await primed(chunks) };
 }
 
 /**

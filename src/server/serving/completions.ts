@@ -14,23 +14,19 @@ import type {
   CompletionResponse,
 } from '../protocol/completions.ts';
 import type { ErrorResponse } from '../protocol/errors.ts';
-import type { Lease } from '../queue.ts';
 import type { RequestTrace } from '../trace.ts';
 import type { RequestAbort } from './abort.ts';
 import {
-  completionId,
-  finishRequest,
-  primed,
-  startRequest,
+  serve,
   streamError,
   tokenPieces,
-  unixSeconds,
   usageOf,
+  type ResponseMeta,
   type ServeOptions,
   type ServeResult,
 } from './common.ts';
 import type { ServingContext } from './context.ts';
-import { admit, generate, type GenerationPlan } from './generate.ts';
+import { generate, type GenerationPlan } from './generate.ts';
 import { appendCompletionLogprobs, completionLogprobs, emptyCompletionLogprobs } from './logprobs.ts';
 import {
   checkCommon,
@@ -125,33 +121,13 @@ export async function createCompletion(
   body: CompletionRequest,
   opts: ServeOptions,
 ): Promise<CompletionResult> {
-  const prepared = prepare(ctx, body);
-  const { trace, abort } = startRequest(ctx, 'completions', prepared.stream, opts);
-  let lease: Lease;
-  try {
-    lease = await admit(ctx, abort, trace);
-  } catch (err) {
-    abort.dispose();
-    throw err;
-  }
-  const meta = { id: completionId('cmpl'), created: unixSeconds() };
-  if (!prepared.stream) {
-    try {
-      return { kind: 'json', body: await collect(ctx, prepared, abort, trace, meta) };
-    } finally {
-      finishRequest(ctx, trace, lease, abort);
-    }
-  }
-  const chunks = streamChunks(ctx, prepared, abort, trace, meta, () => finishRequest(ctx, trace, lease, abort));
-  return { kind: 'stream', chunks: await primed(chunks) };
+  return serve(ctx, 'completions', 'cmpl', prepare(ctx, body), opts, {
+    json: (p, abort, trace, meta) => collect(ctx, p, abort, trace, meta),
+    stream: (p, abort, trace, meta, done) => streamChunks(ctx, p, abort, trace, meta, done),
+  });
 }
 
-interface Meta {
-  id: string;
-  created: number;
-}
-
-function envelope(ctx: ServingContext, meta: Meta, choices: CompletionChoice[]): CompletionResponse {
+function envelope(ctx: ServingContext, meta: ResponseMeta, choices: CompletionChoice[]): CompletionResponse {
   return {
     id: meta.id,
     object: 'text_completion',
@@ -167,7 +143,7 @@ async function collect(
   p: PreparedCompletion,
   abort: RequestAbort,
   trace: RequestTrace,
-  meta: Meta,
+  meta: ResponseMeta,
 ): Promise<CompletionResponse> {
   const pieces = tokenPieces(ctx);
   const choices: CompletionChoice[] = [];
@@ -196,7 +172,7 @@ async function* streamChunks(
   p: PreparedCompletion,
   abort: RequestAbort,
   trace: RequestTrace,
-  meta: Meta,
+  meta: ResponseMeta,
   cleanup: () => void,
 ): AsyncGenerator<CompletionChunk | ErrorResponse, void, undefined> {
   const pieces = tokenPieces(ctx);
