@@ -55,33 +55,25 @@ function phi4Rope(headSize: number, partialRotaryFactor: number) {
   return { shortFactor: new Array<number>(n).fill(1), longFactor: resampleFactors(PHI4_LONG_FACTOR, n) };
 }
 
+/** Test fixture and embedded default: real vocabulary and I/O, two small layers. */
+const TINY: ModelShape = {
+  ...PHI4_COMMON,
+  hiddenSize: 64,
+  intermediateSize: 128,
+  numLayers: 2,
+  numHeads: 4,
+  numKvHeads: 2,
+  // 64 is the smallest head where 0.75 partial rotary gives a cache width that is a multiple of 8.
+  headSize: 64,
+  longRope: phi4Rope(64, 0.75),
+  accuracyLevel: 4,
+  logitStd: 4,
+};
+
 export const PRESETS = {
-  /** Test fixture and embedded default: real vocabulary and I/O, two small layers. */
-  tiny: {
-    ...PHI4_COMMON,
-    hiddenSize: 64,
-    intermediateSize: 128,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
-    // 64 is the smallest head where 0.75 partial rotary gives a cache width that is a multiple of 8.
-    headSize: 64,
-    longRope: phi4Rope(64, 0.75),
-    accuracyLevel: 4,
-    logitStd: 4,
-  },
-  'tiny-exact': {
-    ...PHI4_COMMON,
-    hiddenSize: 64,
-    intermediateSize: 128,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
-    headSize: 64,
-    longRope: phi4Rope(64, 0.75),
-    accuracyLevel: 0,
-    logitStd: 4,
-  },
+  tiny: TINY,
+  /** The same weights with exact fp32 MatMulNBits, for KV-cache equivalence tests. */
+  'tiny-exact': { ...TINY, accuracyLevel: 0 },
   /** A differently shaped export (Phi-3-mini-4k style: plain RoPE, full rotary) for config-driven tests. */
   'tiny-alt': {
     ...PHI4_COMMON,
