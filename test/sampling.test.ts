@@ -414,6 +414,17 @@ describe('sampling frequencies', () => {
     assert.ok(chiSquare(counts, truncated, draws) < 21.1); // df = 3, p = 1e-4
   });
 
+  it('match the softmax when the live tokens sit in different blocks of a large vocabulary', () => {
+    // The temperature-only path sums weights per 1,024-token block and re-weighs one block per draw.
+    const positions = [3, 1500, 2047, 2048, 3071, 4000, 4500, 4999];
+    const wide = new Float32Array(5000).fill(-Infinity);
+    positions.forEach((pos, i) => (wide[pos] = logits[i]));
+    const ids = draw(new Sampler(5000, params({ seed: 9 }), []), wide, draws);
+    const counts = positions.map((pos) => ids.filter((id) => id === pos).length);
+    assert.equal(counts.reduce((a, b) => a + b, 0), draws, 'a banned (-Infinity) token was drawn');
+    assert.ok(chiSquare(counts, softmax(logits), draws) < CHI2_LIMIT);
+  });
+
   it('is sharp enough to notice a temperature off by 10%', () => {
     const counts = histogram(draw(new Sampler(8, params({ seed: 3, temperature: 0.9 }), []), logits, draws), 8);
     assert.ok(chiSquare(counts, softmax(logits), draws) > CHI2_LIMIT);

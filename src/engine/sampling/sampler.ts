@@ -12,7 +12,7 @@ import { EXP_MIN_ARG } from './fast-exp.ts';
 import { LogprobReporter, MAX_TOP_LOGPROBS } from './logprobs.ts';
 import { createLogitsProcessors, type LogitsProcessor } from './processors.ts';
 import { randomSeed, Sfc32 } from './rng.ts';
-import { GreedySelector, RandomSelector, type TokenSelector } from './selectors.ts';
+import { GreedySelector, RandomSelector, TemperatureSelector, type TokenSelector } from './selectors.ts';
 
 export interface SampleOptions {
   /** Undefined: no logprobs. 0: the chosen token's only. N (≤ 20): also the N most likely tokens. */
@@ -54,9 +54,12 @@ export class Sampler {
     const topK = params.topK < vocabSize ? params.topK : 0;
     // Below ~1e-308 the reciprocal overflows; such a temperature is greedy in all but name.
     const greedy = params.temperature === 0 || topK === 1 || !Number.isFinite(1 / params.temperature);
+    const truncated = topK > 0 || params.topP < 1 || params.minP > 0;
     this.selector = greedy
       ? new GreedySelector()
-      : new RandomSelector({
+      : !truncated
+        ? new TemperatureSelector(vocabSize, 1 / params.temperature, new Sfc32(this.seed))
+        : new RandomSelector({
           vocabSize,
           temperature: params.temperature,
           topK,

@@ -3,6 +3,7 @@
  * saw, which the logprob pass needs and would otherwise have to find with another vocabulary scan.
  */
 import { argmax } from './argmax.ts';
+import { EXP_MIN_ARG, expNonPositive } from './fast-exp.ts';
 import { CandidatePool } from './candidates.ts';
 import type { Rng } from './rng.ts';
 import { NucleusThreshold } from './nucleus.ts';
@@ -104,4 +105,62 @@ function assertSampleable(maxLogit: number): void {
   if (!Number.isFinite(maxLogit)) {
     throw new RangeError(maxLogit === -Infinity ? 'every token is banned; nothing can be sampled' : `non-finite logit ${maxLogit}`);
   }
+}
+
+/** Tokens per partial sum: the draw re-weighs one block instead of keeping 200k weights around. */
+const BLOCK = 1024;
+
+/**
+ * Temperature only (no top-k, top-p or min-p), the API's default: every token stays a candidate,
+ * so gathering candidates first is pure overhead. One pass finds the max, one pass sums weights
+ * per block, and the draw re-weighs only the block it lands in.
+ */
+export class TemperatureSelector implements TokenSelector {
+  maxLogit = -Infinity;
+  private readonly blockMass: Float64Array;
+
+  constructor(
+    vocabSize: number,
+    private readonly invTemperature: number,
+    private readonly rng: Rng,
+  ) {
+    this.blockMass = new Float64Array(Math.ceil(vocabSize / BLOCK));
+  }
+
+  select(logits: Float32Array): number {
+    const id = argmax(logits);
+    const max = id < 0 ? -Infinity : logits[id];
+    this.maxLogit = max;
+    assertSampleable(max);
+    const invT = this.invTemperature;
+    const blockMass = this.blockMass;
+    let total = 0;
+    for (let b = 0, start = 0; start < logits.length; b++, start += BLOCK) {
+      const end = Math.min(start + BLOCK, logits.length);
+      let mass = 0;
+      for (let i = start; i < end; i++) mass += weightOf(logits[i], max, invT);
+      blockMass[b] = mass;
+      total += mass;
+    }
+    let target = this.rng.nextFloat() * total;
+    let b = 0;
+    while (b < blockMass.length - 1 && target >= blockMass[b]) target -= blockMass[b++];
+    const end = Math.min((b + 1) * BLOCK, logits.length);
+    let last = id;
+    for (let i = b * BLOCK; i < end; i++) {
+      const w = weightOf(logits[i], max, invT);
+      if (w === 0) continue;
+      last = i;
+      if (target < w) return i;
+      target -= w;
+    }
+    // Rounding can leave the block's running sum a hair short; its last live token owns that sliver.
+    return last;
+  }
+}
+
+/** exp((logit - max) / T); 0 for banned (-Infinity) and NaN logits and for negligible weights. */
+function weightOf(logit: number, max: number, invT: number): number {
+  const x = (logit - max) * invT;
+  return x > EXP_MIN_ARG ? expNonPositive(x) : 0;
 }
