@@ -9,6 +9,7 @@
  * runs and machines; the ratios measured in one run are what to compare.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
@@ -23,7 +24,7 @@ const { values } = parseArgs({
     preset: { type: 'string', default: 'phi4-mini-shape' },
     'model-dir': { type: 'string' },
     decode: { type: 'string', default: '32' },
-    threads: { type: 'string', default: '0' },
+    threads: { type: 'string', default: String(availableParallelism()) },
     contexts: { type: 'string', default: '128,2048' },
   },
 });
@@ -31,7 +32,8 @@ const preset = values.preset;
 if (!isPresetName(preset)) throw new Error(`unknown preset ${preset}`);
 const modelDir = values['model-dir'] ?? join('models', preset);
 const decodeTokens = Number(values.decode);
-const threads = Number(values.threads) || undefined;
+// Both contenders get the same explicit count: onnxruntime-node's own default (0) ran on one of two cores here.
+const threads = Number(values.threads) || availableParallelism();
 const contexts = values.contexts.split(',').map(Number);
 
 const gb = (n: number) => (n / 1024 ** 3).toFixed(2);
@@ -61,7 +63,7 @@ const sampleRss = setInterval(() => (peakRss = Math.max(peakRss, process.memoryU
 async function bareLoop(): Promise<{ loadMs: number; rows: Row[] }> {
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(cfg.modelPath, {
-    intraOpNumThreads: threads ?? 0,
+    intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
@@ -144,7 +146,7 @@ clearInterval(sampleRss);
 const lines = [
   `## Engine benchmark — ${preset} (${info.numLayers} layers, hidden ${info.hiddenSize}), ${new Date().toISOString().slice(0, 10)}`,
   '',
-  `threads: ${threads ?? 'auto'}; decode tokens per run: ${decodeTokens}; one run, same model file.`,
+  `threads: ${threads}; decode tokens per run: ${decodeTokens}; one run, same model file.`,
   '',
   '| metric | bare ORT loop | engine | engine / bare |',
   '|---|---|---|---|',
