@@ -62,7 +62,7 @@ const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function loadModel(config: ServerConfig): Promise<LoadedModel> {
   const t0 = performance.now();
   const [engine, tokenizer] = await Promise.all([
-    Engine.load({ modelDir: config.modelDir, threads: config.threads, contextLength: config.contextLength, device: config.device }),
+    Engine.load({ modelDir: config.modelDir, threads: config.threads, contextLength: config.contextLength, device: config.device, kvUpdate: config.kvUpdate }),
     ChatTokenizer.load(config.modelDir),
   ]);
   return { engine, tokenizer, loadSeconds: (performance.now() - t0) / 1000 };
@@ -109,6 +109,8 @@ export function describeModel(ctx: ServingContext, loadSeconds: number | undefin
           graphOptimizationLevel: session.graphOptimizationLevel,
           logits: session.logits,
           ...(session.logitsNote ? { logitsNote: session.logitsNote } : {}),
+          kvUpdate: session.kvUpdate,
+          ...(session.kvNote ? { kvNote: session.kvNote } : {}),
           ...(session.deviceNote ? { deviceNote: session.deviceNote } : {}),
           sessionLoadSeconds: +(session.loadMs / 1000).toFixed(2),
         }
@@ -213,6 +215,8 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
       app.log.info(describeModel(ctx, loadSeconds), 'model ready');
       const deviceNote = ctx.engine.session?.deviceNote;
       if (deviceNote) app.log.warn({ requestedDevice: config.device }, deviceNote);
+      const kvNote = ctx.engine.session?.kvNote;
+      if (kvNote && config.kvUpdate === 'new-positions') app.log.warn({ kvUpdate: 'in-place' }, `new-positions KV graph unavailable: ${kvNote}`);
     },
     (err: unknown) => {
       const error = err instanceof Error ? err : new Error(String(err));

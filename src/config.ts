@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { KvUpdate } from './engine/types.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -33,6 +34,8 @@ export interface ServerConfig {
   threads: number;
   /** 'cuda' uses the CUDA execution provider when available, otherwise CPU (logged). */
   device: 'cpu' | 'cuda';
+  /** How each step's keys and values reach the KV buffers (see EngineOptions.kvUpdate). */
+  kvUpdate: KvUpdate;
   /** Bearer keys accepted on /v1/* (and /metrics); empty disables auth. From --api-key and --api-key-file. */
   apiKeys: string[];
   /** Absolute path of the key file the keys were (partly) read from, if any. */
@@ -105,6 +108,13 @@ const OPTIONS: readonly OptionSpec[] = [
   { flag: 'context-length', env: 'CONTEXT_LENGTH', kind: 'int', min: 1, help: "cap the model's context window" },
   { flag: 'threads', env: 'THREADS', kind: 'int', min: 0, defaultText: '0 (ORT decides)', help: 'intra-op threads' },
   { flag: 'device', env: 'DEVICE', kind: 'string', defaultText: 'cpu', help: 'cpu|cuda (cuda falls back to cpu, with a log line, when unavailable)' },
+  {
+    flag: 'kv-update',
+    env: 'KV_UPDATE',
+    kind: 'string',
+    defaultText: 'new-positions',
+    help: "new-positions (derived graph returns only a step's new KV rows) | in-place (the export's own attention; onnxruntime-node copies the whole cache out every step)",
+  },
   {
     flag: 'api-key',
     env: 'API_KEY',
@@ -324,6 +334,10 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
   }
   const device = strValue(raw, 'device') ?? 'cpu';
   if (device !== 'cpu' && device !== 'cuda') throw new ConfigError(`--device: expected cpu or cuda, got "${device}"`);
+  const kvUpdate = strValue(raw, 'kv-update') ?? 'new-positions';
+  if (kvUpdate !== 'new-positions' && kvUpdate !== 'in-place') {
+    throw new ConfigError(`--kv-update: expected new-positions or in-place, got "${kvUpdate}"`);
+  }
   const modelName = strValue(raw, 'model-name')?.trim() || deriveModelName(modelDir);
   const keyFileText = strValue(raw, 'api-key-file')?.trim();
   const apiKeyFile = keyFileText ? path.resolve(cwd, keyFileText) : undefined;
@@ -346,6 +360,7 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
     contextLength: intValue(raw, 'context-length'),
     threads: intValue(raw, 'threads') ?? 0,
     device,
+    kvUpdate,
     apiKeys,
     ...(apiKeyFile ? { apiKeyFile } : {}),
     metricsPublic: boolValue(raw, 'metrics-public'),

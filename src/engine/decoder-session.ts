@@ -4,16 +4,22 @@
  */
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
+import { ensureDerivedModel, type DerivedModel } from './derived-model.ts';
 import { SequenceKvCache } from './kv-cache.ts';
-import { ensureLastPositionModel } from './last-position-model.ts';
+import { lastPositionDerivation } from './last-position-model.ts';
 import { ModelConfigError, loadModelConfig, type LoadedModelConfig } from './model-config.ts';
-import type { EngineOptions, ModelInfo } from './types.ts';
+import { newPositionsDerivation, newPositionsName } from './new-positions-model.ts';
+import type { EngineOptions, KvUpdate, ModelInfo } from './types.ts';
 
 export interface SessionDescription {
   modelFile: string;
   /** 'last-position' when the derived graph runs; otherwise why not. */
   logits: 'last-position' | 'all-positions';
   logitsNote?: string;
+  /** How a step's keys and values reach the sequence's buffers (see kv-cache.ts). */
+  kvUpdate: KvUpdate;
+  /** Why the new-positions graph is not in use, when it was wanted. */
+  kvNote?: string;
   executionProvider: 'cpu' | 'cuda';
   /** Why the requested device is not the one in use, when it is not. */
   deviceNote?: string;
@@ -25,6 +31,22 @@ export interface SessionDescription {
 function defaultThreads(): number {
   // availableParallelism respects CPU affinity (containers pinned to fewer cores).
   return Math.max(1, availableParallelism());
+}
+
+/**
+ * Picks the graph to run: the new-positions graph by default, else the last-position graph with
+ * the export's own attention, else the export itself. Each step down says why.
+ */
+function deriveModel(config: LoadedModelConfig, opts: EngineOptions): { derived?: DerivedModel; kvUpdate: KvUpdate; kvNote?: string } {
+  if (opts.lastPositionLogits === false) {
+    return { kvUpdate: 'in-place', kvNote: opts.kvUpdate === 'new-positions' ? 'the new-positions graph needs last-position logits' : undefined };
+  }
+  const lastPosition = () => ensureDerivedModel(config.modelPath, lastPositionDerivation(config.io.logits));
+  if (opts.kvUpdate === 'in-place') return { derived: lastPosition(), kvUpdate: 'in-place' };
+  const { io } = config;
+  const derived = ensureDerivedModel(config.modelPath, newPositionsDerivation({ inputIds: io.inputIds, attentionMask: io.attentionMask, logits: io.logits }));
+  if (derived.fallbackReason === undefined) return { derived, kvUpdate: 'new-positions' };
+  return { derived: lastPosition(), kvUpdate: 'in-place', kvNote: derived.fallbackReason };
 }
 
 export class DecoderSession {
@@ -53,7 +75,7 @@ export class DecoderSession {
     const threads = opts.threads && opts.threads > 0 ? opts.threads : defaultThreads();
     const graphOptimizationLevel = opts.graphOptimizationLevel ?? 'all';
     const t0 = performance.now();
-    const derived = opts.lastPositionLogits === false ? undefined : ensureLastPositionModel(config.modelPath, config.io.logits);
+    const { derived, kvUpdate, kvNote } = deriveModel(config, opts);
     const modelFile = derived?.path ?? config.modelPath;
     const sessionOptions = (providers: ('cpu' | 'cuda')[]): ort.InferenceSession.SessionOptions => ({
       executionProviders: providers,
@@ -81,6 +103,8 @@ export class DecoderSession {
       modelFile,
       logits,
       logitsNote: derived?.fallbackReason,
+      kvUpdate,
+      kvNote,
       executionProvider,
       deviceNote,
       threads,
@@ -102,6 +126,13 @@ export class DecoderSession {
     const unsupported = this.session.inputNames.filter((n) => !known.has(n));
     if (unsupported.length > 0) {
       throw new ModelConfigError(`unsupported model input(s): ${unsupported.join(', ')}`);
+    }
+    if (this.description.kvUpdate === 'new-positions') {
+      for (let i = 0; i < info.numLayers; i++) {
+        for (const name of [newPositionsName(io.presentKey(i)), newPositionsName(io.presentValue(i))]) {
+          if (!this.session.outputNames.includes(name)) throw new ModelConfigError(`derived output "${name}" is missing from ${this.description.modelFile}`);
+        }
+      }
     }
     const pastType = this.session.inputMetadata.find((m) => m.name === io.pastKey(0));
     if (pastType?.isTensor && pastType.type !== 'float32') {
@@ -156,14 +187,27 @@ export class DecoderSession {
       for (let i = 0; i < tokens.length; i++) pos[i] = BigInt(past + i);
       feeds[io.positionIds] = new ort.Tensor('int64', pos, [1, tokens.length]);
     }
+    const newPositions = this.description.kvUpdate === 'new-positions';
     const fetches: Record<string, ort.Tensor | null> = { [io.logits]: null };
     for (let layer = 0; layer < info.numLayers; layer++) {
       feeds[io.pastKey(layer)] = seq.keyTensor(layer);
       feeds[io.pastValue(layer)] = seq.valueTensor(layer);
-      fetches[io.presentKey(layer)] = seq.keyTensor(layer);
-      fetches[io.presentValue(layer)] = seq.valueTensor(layer);
+      if (newPositions) {
+        fetches[newPositionsName(io.presentKey(layer))] = null;
+        fetches[newPositionsName(io.presentValue(layer))] = null;
+      } else {
+        fetches[io.presentKey(layer)] = seq.keyTensor(layer);
+        fetches[io.presentValue(layer)] = seq.valueTensor(layer);
+      }
     }
     const out = await this.session.run(feeds, fetches);
+    if (newPositions) {
+      for (let layer = 0; layer < info.numLayers; layer++) {
+        const keys = out[newPositionsName(io.presentKey(layer))].data as Float32Array;
+        const values = out[newPositionsName(io.presentValue(layer))].data as Float32Array;
+        seq.writeNew(layer, keys, values, past, tokens.length);
+      }
+    }
     seq.length = total;
     const result = out[io.logits];
     const logits = result.data as Float32Array;

@@ -1,9 +1,12 @@
 /**
  * Per-sequence KV cache. Each sequence owns one key and one value buffer per layer, laid out
- * [1, kvHeads, capacity, headSize]. The same buffer is fed as `past_*` and fetched as `present_*`,
- * so GroupQueryAttention appends the new positions in place (its shared-buffer mode) instead
- * of returning a grown copy each step. Capacity grows in chunks and is never sized to the
- * model's full context.
+ * [1, kvHeads, capacity, headSize]. Two ways to append a step's positions:
+ * - the derived new-positions graph reads the buffers as inputs and returns only the new rows,
+ *   which `writeNew` copies in (a few kilobytes per decode step);
+ * - the export's own GroupQueryAttention, fed the same buffer as `past_*` and `present_*`,
+ *   appends in place (its shared-buffer mode), though onnxruntime-node then copies the whole
+ *   buffer out.
+ * Capacity grows in chunks and is never sized to the model's full context.
  *
  * Keeping this per sequence (not per session) is what continuous batching and prefix reuse
  * build on: a scheduler can hold many of these, fork one, or truncate one to a shared prefix.
@@ -79,6 +82,24 @@ export class SequenceKvCache {
 
   valueTensor(layer: number): ort.Tensor {
     return this.valueTensors[layer];
+  }
+
+  /**
+   * Writes `count` new positions starting at `at` from rows laid out [1, kvHeads, count, headSize]
+   * (the new-positions graph's outputs). Does not move `length`: the caller does, once per step.
+   */
+  writeNew(layer: number, keyRows: Float32Array, valueRows: Float32Array, at: number, count: number): void {
+    if (at + count > this.capacity) throw new RangeError(`writing positions ${at}..${at + count} past capacity ${this.capacity}`);
+    const { numKvHeads, headSize } = this.shape;
+    const rows = count * headSize;
+    const stride = this.capacity * headSize;
+    const keys = this.keys[layer];
+    const values = this.values[layer];
+    for (let h = 0; h < numKvHeads; h++) {
+      const dst = h * stride + at * headSize;
+      keys.set(keyRows.subarray(h * rows, (h + 1) * rows), dst);
+      values.set(valueRows.subarray(h * rows, (h + 1) * rows), dst);
+    }
   }
 
   /** Forgets positions from `length` on (prefix reuse keeps the shared head of a prompt). */

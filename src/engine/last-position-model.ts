@@ -1,46 +1,16 @@
 /**
  * The genai export runs lm_head on every position: a 2,048-token prompt returns 2,048 x 200,064
  * fp32 logits (1.6 GB) and spends most of a second per 100 positions on a vocabulary projection
- * nobody reads. Generation only ever needs the last position, so we derive a copy of the graph
- * with a Slice in front of lm_head. The copy lives beside the original (its external data paths
- * stay valid, nothing is duplicated) and the original file is never touched.
+ * nobody reads. Generation only ever needs the last position, so the derived graphs put a Slice
+ * in front of lm_head.
  */
-import { randomUUID } from 'node:crypto';
-import { existsSync, statSync, writeFileSync, readFileSync, renameSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
+import { derivedModelPath, type Derivation, type ModelProto } from './derived-model.ts';
 
 const { onnx } = onnxProto;
-const STAMP_KEY = 'phi4_server.derived_from';
-
-export interface DerivedModel {
-  path: string;
-  /** Why the original is used instead, when it is. */
-  fallbackReason?: string;
-}
-
-export function lastPositionModelPath(modelPath: string): string {
-  return join(dirname(modelPath), basename(modelPath).replace(/\.onnx$/, '') + '.last-position.onnx');
-}
-
-function sourceStamp(modelPath: string): string {
-  const st = statSync(modelPath);
-  return `${basename(modelPath)}:${st.size}:${Math.round(st.mtimeMs)}`;
-}
-
-function readStamp(path: string): string | undefined {
-  try {
-    // Only the metadata is needed, but protobuf has no partial decode; the graph file is small
-    // next to the external weights, so decoding it is acceptable at load time.
-    const model = onnx.ModelProto.decode(readFileSync(path));
-    return model.metadataProps.find((p) => p.key === STAMP_KEY)?.value ?? undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Rewrites the graph so the node producing `logitsName` sees only the last position. */
-export function sliceBeforeLogits(model: onnxProto.onnx.ModelProto, logitsName: string): void {
+export function sliceBeforeLogits(model: ModelProto, logitsName: string): void {
   const graph = model.graph;
   if (!graph) throw new Error('model has no graph');
   const nodes = (graph.node ??= []);
@@ -72,25 +42,10 @@ export function sliceBeforeLogits(model: onnxProto.onnx.ModelProto, logitsName: 
   if (dims && dims.length === 3) dims[1] = onnx.TensorShapeProto.Dimension.create({ dimValue: 1 });
 }
 
-/**
- * Returns the path of the last-position model, deriving it when missing or stale. Falls back to
- * the original (with the reason) when the folder is read-only or the graph has an unknown shape.
- */
-export function ensureLastPositionModel(modelPath: string, logitsName: string): DerivedModel {
-  const derivedPath = lastPositionModelPath(modelPath);
-  const stamp = sourceStamp(modelPath);
-  if (existsSync(derivedPath) && readStamp(derivedPath) === stamp) return { path: derivedPath };
-  try {
-    const model = onnx.ModelProto.decode(readFileSync(modelPath));
-    sliceBeforeLogits(model, logitsName);
-    model.metadataProps = model.metadataProps.filter((p) => p.key !== STAMP_KEY);
-    model.metadataProps.push(onnx.StringStringEntryProto.create({ key: STAMP_KEY, value: stamp }));
-    // Unique per writer: replicas sharing a volume all run as pid 1 in their containers.
-    const tmp = `${derivedPath}.tmp-${randomUUID()}`;
-    writeFileSync(tmp, onnx.ModelProto.encode(model).finish());
-    renameSync(tmp, derivedPath);
-    return { path: derivedPath };
-  } catch (err) {
-    return { path: modelPath, fallbackReason: (err as Error).message };
-  }
+export function lastPositionDerivation(logitsName: string): Derivation {
+  return { variant: 'last-position', version: 1, rewrite: (model) => sliceBeforeLogits(model, logitsName) };
+}
+
+export function lastPositionModelPath(modelPath: string): string {
+  return derivedModelPath(modelPath, 'last-position');
 }

@@ -109,7 +109,15 @@ export interface EngineOptions {
    * own graph computes logits for every prompt position.
    */
   lastPositionLogits?: boolean;
+  /**
+   * 'new-positions' (default): a derived graph reads the KV buffers as inputs and returns only the
+   * new rows. 'in-place': the export's GroupQueryAttention updates the buffers in place, and
+   * onnxruntime-node copies them out whole after every step.
+   */
+  kvUpdate?: KvUpdate;
 }
+
+export type KvUpdate = 'new-positions' | 'in-place';
 
 export interface EngineStats {
   /** Sequences currently being generated. */

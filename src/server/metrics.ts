@@ -113,7 +113,7 @@ export class ServingMetrics {
   private readonly generationTokens: Counter;
   private readonly requests: Counter<'endpoint' | 'status' | 'finish_reason'>;
   private readonly loadSeconds: Gauge;
-  private readonly modelInfo: Gauge<'execution_provider' | 'threads' | 'logits'>;
+  private readonly modelInfo: Gauge<'execution_provider' | 'threads' | 'logits' | 'kv_update'>;
 
   constructor(opts: MetricsOptions) {
     const p = METRIC_PREFIX;
@@ -219,7 +219,7 @@ export class ServingMetrics {
     this.modelInfo = new Gauge({
       name: `${p}model_info`,
       help: 'Always 1; labels describe how the model runs.',
-      labelNames: ['execution_provider', 'threads', 'logits'] as const,
+      labelNames: ['execution_provider', 'threads', 'logits', 'kv_update'] as const,
       registers,
     });
   }
@@ -231,7 +231,7 @@ export class ServingMetrics {
     this.loadSeconds.set(loadSeconds ?? (session ? session.loadMs / 1000 : 0));
     if (session) {
       this.modelInfo.set(
-        { execution_provider: session.executionProvider, threads: String(session.threads), logits: session.logits },
+        { execution_provider: session.executionProvider, threads: String(session.threads), logits: session.logits, kv_update: session.kvUpdate },
         1,
       );
     }

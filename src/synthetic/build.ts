@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { buildDecoderGraph } from './decoder-graph.ts';
 import { ExternalDataWriter } from './external-data.ts';
 import { genaiConfig, hfConfig } from './model-configs.ts';
-import { encodeModel } from './onnx-graph.ts';
+import { encodeModel } from '../onnx/graph.ts';
 import { PRESETS, type ModelShape, type PresetName } from './presets.ts';
 import { writeTokenizerFiles } from './tokenizer-files.ts';
 

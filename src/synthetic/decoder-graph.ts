@@ -4,7 +4,7 @@
  * GroupQueryAttention with in-kernel rotary (partial rotary via cache width, LongRoPE caches
  * chosen by an If), SiLU-gated MLP and an int4 lm_head over every position.
  */
-import { DType, GraphBuilder, inlineTensor, valueInfo, type GraphProto, type WeightFiller } from './onnx-graph.ts';
+import { DType, GraphBuilder, inlineTensor, valueInfo, type GraphProto, type WeightFiller } from '../onnx/graph.ts';
 import type { ExternalDataWriter } from './external-data.ts';
 import { rotaryDim, type ModelShape } from './presets.ts';
 import { int4Scales, jitteredFloats, quantizedTiedWeights, randomBytes, tensorKey, uniformFloats } from './weights.ts';

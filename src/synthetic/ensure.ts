@@ -12,10 +12,13 @@ import type { PresetName } from './presets.ts';
 export const STAMP_FILE = 'synthetic-model.json';
 
 function builderHash(): string {
-  const dir = dirname(fileURLToPath(import.meta.url));
+  const here = dirname(fileURLToPath(import.meta.url));
   const h = createHash('sha256');
-  for (const f of readdirSync(dir).sort()) {
-    if (/\.(ts|js)$/.test(f)) h.update(f).update(readFileSync(join(dir, f)));
+  // The builder plus the ONNX graph layer it writes through.
+  for (const dir of [here, join(here, '..', 'onnx')]) {
+    for (const f of readdirSync(dir).sort()) {
+      if (/\.(ts|js)$/.test(f)) h.update(f).update(readFileSync(join(dir, f)));
+    }
   }
   return h.digest('hex').slice(0, 16);
 }

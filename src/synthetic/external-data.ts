@@ -1,6 +1,6 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { WeightFiller } from './onnx-graph.ts';
+import type { WeightFiller } from '../onnx/graph.ts';
 
 // Chunks bound the builder's memory no matter how large a tensor is (the fp32 embedding
 // of the real shape is 2.46 GB).

@@ -74,7 +74,11 @@ export const PRESETS = {
   tiny: TINY,
   /** The same weights with exact fp32 MatMulNBits, for KV-cache equivalence tests. */
   'tiny-exact': { ...TINY, accuracyLevel: 0 },
-  /** A differently shaped export (Phi-3-mini-4k style: plain RoPE, full rotary) for config-driven tests. */
+  /**
+   * A differently shaped export (Phi-3-mini-4k style: plain RoPE, full rotary) for config-driven
+   * tests, with Phi-4-mini's three query heads per KV head and exact MatMulNBits so that derived
+   * graphs can be compared with it exactly.
+   */
   'tiny-alt': {
     ...PHI4_COMMON,
     contextLength: 4096,
@@ -83,10 +87,10 @@ export const PRESETS = {
     hiddenSize: 64,
     intermediateSize: 96,
     numLayers: 3,
-    numHeads: 8,
+    numHeads: 12,
     numKvHeads: 4,
-    headSize: 64,
-    accuracyLevel: 4,
+    headSize: 32,
+    accuracyLevel: 0,
     logitStd: 4,
     seed: 99,
   },

@@ -3,7 +3,7 @@
  * so tensors can be produced in any chunking and regenerated later (the int4 lm_head is the
  * quantized embedding, recomputed row by row while streaming).
  */
-import type { WeightFiller } from './onnx-graph.ts';
+import type { WeightFiller } from '../onnx/graph.ts';
 
 export function tensorKey(seed: number, name: string): number {
   let h = (0x811c9dc5 ^ seed) >>> 0;

@@ -5,12 +5,12 @@ import { Engine } from '../../src/engine/engine.ts';
 import { DEFAULT_SAMPLING } from '../../src/engine/types.ts';
 import { FIXTURES } from '../setup/model-paths.ts';
 
-test('tiny-alt (3 layers, 4 KV heads, plain RoPE, 4k context) loads and generates', async () => {
+test('tiny-alt (3 layers, 12 query and 4 KV heads of 32, plain RoPE, 4k context) loads and generates', async () => {
   const engine = await Engine.load({ modelDir: FIXTURES['tiny-alt'], threads: 1 });
   try {
     assert.equal(engine.info.numLayers, 3);
     assert.equal(engine.info.numKvHeads, 4);
-    assert.equal(engine.info.headSize, 64);
+    assert.equal(engine.info.headSize, 32);
     assert.equal(engine.info.contextLength, 4096);
     let tokens = 0;
     let finish: string | undefined;

@@ -1,11 +1,13 @@
 /**
- * KV-cached generation must give the logits of a full recomputation. tiny-exact uses
- * accuracy_level 0 (fp32 MatMulNBits) so the comparison can be tight; tiny uses the
- * CPU export's accuracy_level 4 (int8 activations) where only the argmax must agree.
+ * KV-cached generation must give the logits of a full recomputation, in both ways of updating
+ * the KV buffers. tiny-exact and tiny-alt use accuracy_level 0 (fp32 MatMulNBits) so the
+ * comparison can be tight; tiny uses the CPU export's accuracy_level 4 (int8 activations), where
+ * only the argmax must agree.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DecoderSession } from '../../src/engine/decoder-session.ts';
+import type { KvUpdate } from '../../src/engine/types.ts';
 import { FIXTURES } from '../setup/model-paths.ts';
 
 function argmax(a: Float32Array): number {
@@ -26,10 +28,16 @@ interface StepComparison {
   argmaxAgree: boolean[];
 }
 
-/** Prefill 10 tokens, then 20 decode steps; each step is checked against a fresh full pass. */
-async function compareCachedWithFull(modelDir: string, kvGrowthChunk: number): Promise<StepComparison> {
-  const session = await DecoderSession.create({ modelDir, threads: 2, kvGrowthChunk });
+/**
+ * Prefill 10 tokens, then 20 decode steps; each step is checked against a full pass of the
+ * export's own graph (all positions, its GroupQueryAttention, no cache carried over).
+ */
+async function compareCachedWithFull(modelDir: string, kvGrowthChunk: number, kvUpdate: KvUpdate): Promise<StepComparison> {
+  const session = await DecoderSession.create({ modelDir, threads: 2, kvGrowthChunk, kvUpdate });
+  const reference = await DecoderSession.create({ modelDir, threads: 2, lastPositionLogits: false });
   try {
+    assert.equal(session.description.kvUpdate, kvUpdate);
+    assert.equal(reference.description.logits, 'all-positions');
     const prompt = [200022, 1234, 5678, 91011, 1213, 200020, 200021, 42, 4242, 200019];
     const seq = session.newSequence();
     const tokens = [...prompt];
@@ -40,7 +48,7 @@ async function compareCachedWithFull(modelDir: string, kvGrowthChunk: number): P
       const next = step % 3 === 2 ? 1000 + step * 7919 : argmax(cached);
       tokens.push(next);
       cached = Float32Array.from(await session.forward(seq, [next]));
-      const full = await session.forward(session.newSequence(), tokens);
+      const full = await reference.forward(reference.newSequence(), tokens);
       result.diffs.push(maxAbsDiff(cached, full));
       result.argmaxAgree.push(argmax(cached) === argmax(full));
     }
@@ -48,20 +56,24 @@ async function compareCachedWithFull(modelDir: string, kvGrowthChunk: number): P
     return result;
   } finally {
     await session.release();
+    await reference.release();
   }
 }
 
-test('tiny-exact: cached logits equal full recomputation within 1e-4 at every step', async () => {
-  // A growth chunk of 8 forces the KV buffers to be regrown (and copied) several times.
-  const { diffs } = await compareCachedWithFull(FIXTURES['tiny-exact'], 8);
-  assert.equal(diffs.length, 20);
-  for (const [step, d] of diffs.entries()) assert.ok(d <= 1e-4, `step ${step}: max abs diff ${d}`);
-});
-
-test('tiny (accuracy_level 4): cached argmax equals full recomputation at every step', async () => {
-  const { argmaxAgree } = await compareCachedWithFull(FIXTURES.tiny, 256);
-  assert.deepEqual(argmaxAgree, new Array(20).fill(true));
-});
+for (const kvUpdate of ['new-positions', 'in-place'] as const) {
+  for (const fixture of ['tiny-exact', 'tiny-alt'] as const) {
+    test(`${fixture}, ${kvUpdate} KV: cached logits equal the export's full recomputation within 1e-4 at every step`, async () => {
+      // A growth chunk of 8 forces the KV buffers to be regrown (and copied) several times.
+      const { diffs } = await compareCachedWithFull(FIXTURES[fixture], 8, kvUpdate);
+      assert.equal(diffs.length, 20);
+      for (const [step, d] of diffs.entries()) assert.ok(d <= 1e-4, `step ${step}: max abs diff ${d}`);
+    });
+  }
+  test(`tiny (accuracy_level 4), ${kvUpdate} KV: cached argmax equals full recomputation at every step`, async () => {
+    const { argmaxAgree } = await compareCachedWithFull(FIXTURES.tiny, 256, kvUpdate);
+    assert.deepEqual(argmaxAgree, new Array(20).fill(true));
+  });
+}
 
 test('the KV buffer grows with the sequence, never to the model context', async () => {
   const session = await DecoderSession.create({ modelDir: FIXTURES.tiny, threads: 1, kvGrowthChunk: 16 });

@@ -282,7 +282,7 @@ describe('metrics', () => {
     assert.ok(m.samples.length > 50);
     for (const s of m.samples) assert.equal(s.labels.model_name, MODEL_NAME, `${s.name} lacks model_name`);
     assert.ok(value(m, `${P}model_load_seconds`) > 0);
-    assert.equal(value(m, `${P}model_info`, { execution_provider: 'cpu', threads: '2', logits: 'last-position' }), 1);
+    assert.equal(value(m, `${P}model_info`, { execution_provider: 'cpu', threads: '2', logits: 'last-position', kv_update: 'new-positions' }), 1);
   });
 
   it('each app has its own registry; /metrics answers while loading', async () => {

@@ -232,3 +232,13 @@ it('--device takes cpu or cuda (env DEVICE too) and rejects anything else', () =
   assert.equal(dflt.kind === 'config' && dflt.config.device, 'cpu');
   assert.throws(() => parseConfig(['--device', 'tpu'], {}, process.cwd()), /--device: expected cpu or cuda/);
 });
+
+it('--kv-update takes new-positions or in-place (env KV_UPDATE too), default new-positions', () => {
+  const dflt = parseConfig([], {}, process.cwd());
+  assert.equal(dflt.kind === 'config' && dflt.config.kvUpdate, 'new-positions');
+  const flag = parseConfig(['--kv-update', 'in-place'], {}, process.cwd());
+  assert.equal(flag.kind === 'config' && flag.config.kvUpdate, 'in-place');
+  const env = parseConfig([], { KV_UPDATE: 'in-place' }, process.cwd());
+  assert.equal(env.kind === 'config' && env.config.kvUpdate, 'in-place');
+  assert.throws(() => parseConfig(['--kv-update', 'copy'], {}, process.cwd()), /--kv-update: expected new-positions or in-place/);
+});

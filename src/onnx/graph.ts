@@ -4,7 +4,7 @@
  * Constant-valued subgraphs and symbolic dimensions.
  */
 import onnxProto from 'onnx-proto';
-import type { ExternalDataWriter } from './external-data.ts';
+import type { ExternalDataWriter } from '../synthetic/external-data.ts';
 
 export const { onnx } = onnxProto;
 export type TensorProto = onnxProto.onnx.ITensorProto;

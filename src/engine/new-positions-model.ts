@@ -1,0 +1,273 @@
+/**
+ * onnxruntime-node copies every fetched output into a fresh ArrayBuffer after each run, and
+ * GroupQueryAttention's present outputs are the whole KV buffer: in shared-buffer mode every
+ * decode step still copies out (and later garbage-collects) the entire cache, ~90 ms a step at
+ * 2,048 positions of Phi-4-mini. Inputs, on the other hand, are wrapped without a copy.
+ *
+ * This derivation rewrites each GroupQueryAttention node as the same attention over plain ops
+ * that reads the engine's KV buffers as inputs only and returns just the keys and values of the
+ * new positions. The engine writes those few rows into its buffers itself, so a decode step moves
+ * kilobytes instead of the cache. The buffers keep GroupQueryAttention's layout
+ * [batch, kv_heads, capacity, head_size]; positions past the sequence are masked out, so a buffer
+ * may be larger than the sequence it holds.
+ */
+import onnxProto from 'onnx-proto';
+import { DType, GraphBuilder, type GraphProto, type NodeProto } from '../onnx/graph.ts';
+import type { Derivation, ModelProto } from './derived-model.ts';
+import { sliceBeforeLogits } from './last-position-model.ts';
+
+const { onnx } = onnxProto;
+const MS = 'com.microsoft';
+/** Additive mask value: finite so that a fully masked row could never turn into NaN. */
+const MASKED = -3.4028234663852886e38;
+
+/** Name of the output carrying a present output's new positions only. */
+export function newPositionsName(presentName: string): string {
+  return `${presentName}.new`;
+}
+
+export interface NewPositionsIo {
+  inputIds: string;
+  attentionMask: string;
+  logits: string;
+}
+
+type Attribute = onnxProto.onnx.IAttributeProto;
+
+function attribute(node: NodeProto, name: string): Attribute | undefined {
+  return node.attribute?.find((a) => a.name === name) ?? undefined;
+}
+
+function intAttribute(node: NodeProto, name: string, fallback: number): number {
+  const a = attribute(node, name);
+  return a?.i === undefined || a.i === null ? fallback : Number(a.i);
+}
+
+function floatAttribute(node: NodeProto, name: string, fallback: number): number {
+  const a = attribute(node, name);
+  return a?.f === undefined || a.f === null ? fallback : a.f;
+}
+
+const HANDLED_ATTRIBUTES = new Set(['num_heads', 'kv_num_heads', 'scale', 'do_rotary', 'rotary_interleaved', 'local_window_size', 'softcap', 'smooth_softmax']);
+
+/** Static dims of a tensor: an initializer, a Constant, an If whose branches are constants, or declared value info. */
+function staticDims(graph: GraphProto, name: string): number[] | undefined {
+  const init = graph.initializer?.find((t) => t.name === name);
+  if (init?.dims) return init.dims.map(Number);
+  const producer = graph.node?.find((n) => n.output?.includes(name));
+  if (producer?.opType === 'Constant') {
+    const t = attribute(producer, 'value')?.t;
+    if (t?.dims) return t.dims.map(Number);
+  }
+  if (producer?.opType === 'If') {
+    const index = producer.output?.indexOf(name) ?? -1;
+    const branch = attribute(producer, 'then_branch')?.g;
+    const branchOut = branch?.output?.[index]?.name;
+    if (branch && branchOut) return staticDims(branch, branchOut);
+  }
+  const info = [...(graph.valueInfo ?? []), ...(graph.input ?? []), ...(graph.output ?? [])].find((v) => v.name === name);
+  const dims = info?.type?.tensorType?.shape?.dim;
+  if (dims && dims.every((d) => d.dimValue !== undefined && d.dimValue !== null && Number(d.dimValue) > 0)) {
+    return dims.map((d) => Number(d.dimValue));
+  }
+  return undefined;
+}
+
+function declaredDim(graph: GraphProto, name: string, axis: number): number | undefined {
+  const dim = graph.input?.find((v) => v.name === name)?.type?.tensorType?.shape?.dim?.[axis];
+  const value = dim?.dimValue === undefined || dim.dimValue === null ? undefined : Number(dim.dimValue);
+  return value && value > 0 ? value : undefined;
+}
+
+/** Drops nodes and initializers nothing reads any more (the mask reformatting GQA consumed). */
+function pruneDeadNodes(graph: GraphProto): void {
+  const live = new Set((graph.output ?? []).map((o) => o.name ?? ''));
+  const nodes = graph.node ?? [];
+  const kept: NodeProto[] = [];
+  const subgraphInputs = (n: NodeProto): string[] =>
+    (n.attribute ?? []).flatMap((a) => (a.g ? (a.g.node ?? []).flatMap((m) => [...(m.input ?? []), ...subgraphInputs(m)]) : []));
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i];
+    if (!(n.output ?? []).some((o) => o !== '' && live.has(o))) continue;
+    kept.push(n);
+    for (const input of [...(n.input ?? []), ...subgraphInputs(n)]) live.add(input);
+  }
+  graph.node = kept.reverse();
+  graph.initializer = (graph.initializer ?? []).filter((t) => live.has(t.name ?? ''));
+}
+
+/**
+ * Rewrites every GroupQueryAttention node. Throws when the graph uses a feature the rewrite does
+ * not reproduce (sliding window, softcap, extra inputs), so the caller keeps the export's attention.
+ */
+export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositionsIo): void {
+  const graph = model.graph;
+  if (!graph) throw new Error('model has no graph');
+  const nodes = graph.node ?? [];
+  const attentions = nodes.filter((n) => n.opType === 'GroupQueryAttention' && n.domain === MS);
+  if (attentions.length === 0) throw new Error('no GroupQueryAttention node to rewrite');
+
+  const b = new GraphBuilder();
+  const ns = '/model/new_positions';
+  const constants = new Set<string>();
+  // Shape constants recur in every layer: one initializer each.
+  const i64 = (name: string, values: bigint[], dims: number[] = [values.length]): string => {
+    const full = `${ns}/${name}`;
+    if (!constants.has(full)) b.constant(full, DType.INT64, dims, new BigInt64Array(values));
+    constants.add(full);
+    return full;
+  };
+  const zero = i64('zero', [0n], []);
+  const one = i64('one', [1n], []);
+  const axis0 = i64('axis0', [0n]);
+  const axis1 = i64('axis1', [1n]);
+  const zeroF = b.constant(`${ns}/zero_f`, DType.FLOAT, [], new Float32Array([0]));
+  const maskedF = b.constant(`${ns}/masked_f`, DType.FLOAT, [], new Float32Array([MASKED]));
+
+  // Lengths: new positions S from input_ids, total T from attention_mask, past P = T - S, and the
+  // capacity of the KV buffers that were fed in.
+  const firstPastKey = attentions[0].input?.[3];
+  if (!firstPastKey) throw new Error('GroupQueryAttention without past_key');
+  const scalarAt = (tensor: string, axis: number, name: string) => b.op('Gather', `${ns}/${name}/Gather`, [b.op('Shape', `${ns}/${name}/Shape`, [tensor]), i64(`axis_index_${axis}`, [BigInt(axis)], [])], { axis: 0 });
+  const newLen = scalarAt(io.inputIds, 1, 'new_length');
+  const totalLen = scalarAt(io.attentionMask, 1, 'total_length');
+  const pastLen = b.op('Sub', `${ns}/past_length/Sub`, [totalLen, newLen]);
+  const capacity = scalarAt(firstPastKey, 2, 'capacity');
+  const positionIds = b.op('Unsqueeze', `${ns}/position_ids/Unsqueeze`, [b.op('Range', `${ns}/position_ids/Range`, [pastLen, totalLen, one]), axis0]);
+  // Buffer rows at or past P hold no position of this sequence yet.
+  const pastMask = b.op('Where', `${ns}/past_mask/Where`, [
+    b.op('Less', `${ns}/past_mask/Less`, [b.op('Range', `${ns}/past_mask/Range`, [zero, capacity, one]), pastLen]), zeroF, maskedF,
+  ]);
+  const newRange = b.op('Range', `${ns}/causal_mask/Range`, [zero, newLen, one]);
+  const future = b.op('Greater', `${ns}/causal_mask/Greater`, [
+    b.op('Unsqueeze', `${ns}/causal_mask/Unsqueeze_cols`, [newRange, axis0]),
+    b.op('Unsqueeze', `${ns}/causal_mask/Unsqueeze_rows`, [newRange, axis1]),
+  ]);
+  const causalMask = b.op('Where', `${ns}/causal_mask/Where`, [future, maskedF, zeroF]);
+  const splitSizes = b.op('Concat', `${ns}/split_sizes/Concat`, [
+    b.op('Unsqueeze', `${ns}/split_sizes/Unsqueeze_capacity`, [capacity, axis0]),
+    b.op('Unsqueeze', `${ns}/split_sizes/Unsqueeze_new`, [newLen, axis0]),
+  ], { axis: 0 });
+  const commonNodes = b.nodes.splice(0);
+  // Query rows are ordered (group, position): the causal mask repeats once per group.
+  const groupMasks = new Map<number, string>();
+  const causalFor = (groups: number): string => {
+    let m = groupMasks.get(groups);
+    if (!m) {
+      m = b.op('Tile', `${ns}/causal_mask/Tile_${groups}`, [causalMask, i64(`tile_${groups}`, [BigInt(groups), 1n])]);
+      // Only the Tile node: layer nodes may be pending in the builder.
+      commonNodes.push(b.nodes.pop() as NodeProto);
+      groupMasks.set(groups, m);
+    }
+    return m;
+  };
+
+  const outputs = graph.output ?? [];
+  const rewritten: NodeProto[] = [];
+  for (const node of nodes) {
+    if (!attentions.includes(node)) {
+      rewritten.push(node);
+      continue;
+    }
+    const name = node.name ?? 'GroupQueryAttention';
+    for (const a of node.attribute ?? []) {
+      if (!HANDLED_ATTRIBUTES.has(a.name ?? '')) throw new Error(`${name}: attribute ${a.name} is not supported by the new-positions rewrite`);
+    }
+    if (intAttribute(node, 'local_window_size', -1) !== -1) throw new Error(`${name}: sliding-window attention is not supported by the new-positions rewrite`);
+    if (floatAttribute(node, 'softcap', 0) !== 0) throw new Error(`${name}: softcap is not supported by the new-positions rewrite`);
+    if (intAttribute(node, 'smooth_softmax', 0) !== 0) throw new Error(`${name}: smooth_softmax is not supported by the new-positions rewrite`);
+    const [query, key = '', value = '', pastKey = '', pastValue = '', , , cos = '', sin = '', ...extra] = node.input ?? [];
+    if (extra.some((x) => x !== '')) throw new Error(`${name}: extra GroupQueryAttention inputs are not supported by the new-positions rewrite`);
+    const [attnOut, presentKey, presentValue] = node.output ?? [];
+    if (!pastKey || !pastValue || !presentKey || !presentValue) throw new Error(`${name}: past and present KV are required`);
+    if (!outputs.some((o) => o.name === presentKey) || !outputs.some((o) => o.name === presentValue)) {
+      throw new Error(`${name}: present KV must be graph outputs`);
+    }
+    const numHeads = intAttribute(node, 'num_heads', 0);
+    const kvHeads = intAttribute(node, 'kv_num_heads', 0);
+    const headSize = declaredDim(graph, pastKey, 3);
+    if (!numHeads || !kvHeads || numHeads % kvHeads !== 0 || !headSize) throw new Error(`${name}: unknown head layout`);
+    const groups = numHeads / kvHeads;
+    const scale = floatAttribute(node, 'scale', 0) || 1 / Math.sqrt(headSize);
+    const p = `${name}/new_positions`;
+    const shape = (label: string, dims: number[]) => i64(`${label}_${dims.join('x').replace(/-/g, 'm')}`, dims.map(BigInt));
+
+    let q = query;
+    let k = key;
+    let v = value;
+    if (!key) {
+      const parts = [`${p}/Split/output_0`, `${p}/Split/output_1`, `${p}/Split/output_2`];
+      b.node('Split', [query, shape('qkv_sizes', [numHeads * headSize, kvHeads * headSize, kvHeads * headSize])], parts, { axis: -1 }, { name: `${p}/Split` });
+      [q, k, v] = parts;
+    }
+    if (intAttribute(node, 'do_rotary', 0) === 1) {
+      const width = staticDims(graph, cos)?.[1];
+      if (!width) throw new Error(`${name}: rotary cache width is not static`);
+      const rotary = (x: string, heads: number, label: string) =>
+        b.op('RotaryEmbedding', `${p}/${label}/RotaryEmbedding`, [x, positionIds, cos, sin], {
+          interleaved: intAttribute(node, 'rotary_interleaved', 0),
+          num_heads: heads,
+          rotary_embedding_dim: 2 * width,
+        }, MS);
+      q = rotary(q, numHeads, 'q');
+      k = rotary(k, kvHeads, 'k');
+    }
+    // New rows in the buffers' layout [batch, kv_heads, new, head_size]: these are the outputs.
+    const newKey = newPositionsName(presentKey);
+    const newValue = newPositionsName(presentValue);
+    const toHeads = (x: string, out: string, label: string) =>
+      b.node('Transpose', [b.op('Reshape', `${p}/${label}/Reshape`, [x, shape('bsnh', [0, 0, kvHeads, headSize])])], [out], { perm: [0, 2, 1, 3] }, { name: `${p}/${label}/Transpose` });
+    toHeads(k, newKey, 'k');
+    toHeads(v, newValue, 'v');
+
+    // Queries grouped by the KV head they share: [batch, kv_heads, groups * new, head_size].
+    const q5 = b.op('Reshape', `${p}/q/Reshape_groups`, [q, shape('bsngh', [0, 0, kvHeads, groups, headSize])]);
+    const qGrouped = b.op('Reshape', `${p}/q/Reshape_rows`, [
+      b.op('Transpose', `${p}/q/Transpose`, [q5], { perm: [0, 2, 3, 1, 4] }),
+      shape('rows', [0, 0, -1, headSize]),
+    ]);
+    const scores = (keys: string, mask: string, label: string) =>
+      b.op('Add', `${p}/${label}/Add_mask`, [
+        b.op('FusedMatMul', `${p}/${label}/FusedMatMul`, [qGrouped, keys], { alpha: { float: scale }, transA: 0, transB: 1 }, MS),
+        mask,
+      ]);
+    const probs = b.op('Softmax', `${p}/Softmax`, [
+      b.op('Concat', `${p}/scores/Concat`, [scores(pastKey, pastMask, 'past_scores'), scores(newKey, causalFor(groups), 'new_scores')], { axis: -1 }),
+    ], { axis: -1 });
+    const pPast = `${p}/probs/Split/output_0`;
+    const pNew = `${p}/probs/Split/output_1`;
+    b.node('Split', [probs, splitSizes], [pPast, pNew], { axis: -1 }, { name: `${p}/probs/Split` });
+    const context = b.op('Add', `${p}/context/Add`, [
+      b.op('MatMul', `${p}/context/MatMul_past`, [pPast, pastValue]),
+      b.op('MatMul', `${p}/context/MatMul_new`, [pNew, newValue]),
+    ]);
+    // Back to GroupQueryAttention's output layout [batch, new, num_heads * head_size].
+    const back = b.op('Transpose', `${p}/context/Transpose`, [
+      b.op('Reshape', `${p}/context/Reshape_groups`, [context, shape('bngsh', [0, 0, groups, -1, headSize])]),
+    ], { perm: [0, 3, 1, 2, 4] });
+    b.node('Reshape', [back, shape('bsd', [0, 0, -1])], [attnOut], {}, { name: `${p}/context/Reshape_out` });
+    rewritten.push(...b.nodes.splice(0));
+
+    for (const [present, fresh] of [[presentKey, newKey], [presentValue, newValue]]) {
+      const out = outputs.find((o) => o.name === present);
+      if (!out) continue;
+      out.name = fresh;
+      const dims = out.type?.tensorType?.shape?.dim;
+      if (dims && dims.length === 4) dims[2] = onnx.TensorShapeProto.Dimension.create({ dimParam: 'sequence_length' });
+    }
+  }
+  graph.node = [...commonNodes, ...rewritten];
+  graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
+  pruneDeadNodes(graph);
+}
+
+export function newPositionsDerivation(io: NewPositionsIo): Derivation {
+  return {
+    variant: 'new-positions',
+    version: 1,
+    rewrite: (model) => {
+      rewriteAttentionForNewPositions(model, io);
+      sliceBeforeLogits(model, io.logits);
+    },
+  };
+}
