@@ -50,27 +50,72 @@ function floatAttribute(node: NodeProto, name: string, fallback: number): number
 
 const HANDLED_ATTRIBUTES = new Set(['num_heads', 'kv_num_heads', 'scale', 'do_rotary', 'rotary_interleaved', 'local_window_size', 'softcap', 'smooth_softmax']);
 
-/** Static dims of a tensor: an initializer, a Constant, an If whose branches are constants, or declared value info. */
-function staticDims(graph: GraphProto, name: string): number[] | undefined {
+type TensorProto = onnxProto.onnx.ITensorProto;
+
+function floatsOf(t: TensorProto): Float32Array {
+  if (t.rawData && t.rawData.length > 0) {
+    // Copy: rawData may sit at an offset that is not 4-byte aligned inside the decoded buffer.
+    return new Float32Array(Uint8Array.from(t.rawData).buffer);
+  }
+  return Float32Array.from(t.floatData ?? []);
+}
+
+/** A constant tensor: an initializer or a Constant node's value. */
+function constantTensor(graph: GraphProto, name: string): TensorProto | undefined {
   const init = graph.initializer?.find((t) => t.name === name);
-  if (init?.dims) return init.dims.map(Number);
+  if (init) return init;
   const producer = graph.node?.find((n) => n.output?.includes(name));
-  if (producer?.opType === 'Constant') {
-    const t = attribute(producer, 'value')?.t;
-    if (t?.dims) return t.dims.map(Number);
-  }
-  if (producer?.opType === 'If') {
-    const index = producer.output?.indexOf(name) ?? -1;
-    const branch = attribute(producer, 'then_branch')?.g;
-    const branchOut = branch?.output?.[index]?.name;
-    if (branch && branchOut) return staticDims(branch, branchOut);
-  }
-  const info = [...(graph.valueInfo ?? []), ...(graph.input ?? []), ...(graph.output ?? [])].find((v) => v.name === name);
-  const dims = info?.type?.tensorType?.shape?.dim;
-  if (dims && dims.every((d) => d.dimValue !== undefined && d.dimValue !== null && Number(d.dimValue) > 0)) {
-    return dims.map((d) => Number(d.dimValue));
-  }
-  return undefined;
+  return producer?.opType === 'Constant' ? (attribute(producer, 'value')?.t ?? undefined) : undefined;
+}
+
+/**
+ * The rotary caches a GroupQueryAttention node reads, as tables RotaryEmbedding can index.
+ * LongRoPE exports pick a short or a long cache with an If on the total length. ORT cannot save
+ * an optimized copy of a graph whose If branches hold constants (it duplicates their names), so
+ * both caches go into one table, short rows first, and the condition becomes a row offset.
+ */
+interface RotaryTables {
+  cos: string;
+  sin: string;
+  width: number;
+  /** Scalar int64 added to the position ids (the long cache's first row when it applies), if any. */
+  offset?: string;
+}
+
+function rotaryTables(graph: GraphProto, b: GraphBuilder, cos: string, sin: string, zero: string): RotaryTables {
+  const cosInit = constantTensor(graph, cos);
+  const sinInit = constantTensor(graph, sin);
+  if (cosInit?.dims && sinInit) return { cos, sin, width: Number(cosInit.dims[1]) };
+  const producer = graph.node?.find((n) => n.output?.includes(cos));
+  if (producer?.opType !== 'If' || !producer.output?.includes(sin)) throw new Error(`rotary caches ${cos}/${sin} are neither constants nor chosen by an If`);
+  const thenBranch = attribute(producer, 'then_branch')?.g;
+  const elseBranch = attribute(producer, 'else_branch')?.g;
+  const pick = (branch: GraphProto | null | undefined, output: string): TensorProto => {
+    const index = producer.output?.indexOf(output) ?? -1;
+    const t = branch ? constantTensor(branch, branch.output?.[index]?.name ?? '') : undefined;
+    if (!t?.dims || t.dims.length !== 2) throw new Error(`rotary cache ${output}: If branches are not constants`);
+    return t;
+  };
+  const table = (output: string): { name: string; width: number; shortRows: number } => {
+    const short = pick(elseBranch, output);
+    const long = pick(thenBranch, output);
+    const width = Number(short.dims![1]);
+    if (Number(long.dims![1]) !== width) throw new Error(`rotary cache ${output}: branch widths differ`);
+    const shortRows = Number(short.dims![0]);
+    const rows = shortRows + Number(long.dims![0]);
+    const data = new Float32Array(rows * width);
+    data.set(floatsOf(short));
+    data.set(floatsOf(long), shortRows * width);
+    const name = b.constant(`/model/new_positions/rotary/${output}_table`, DType.FLOAT, [rows, width], data);
+    return { name, width, shortRows };
+  };
+  const cosTable = table(cos);
+  const sinTable = table(sin);
+  const condition = producer.input?.[0];
+  if (!condition) throw new Error('If without a condition');
+  const longStart = b.constant('/model/new_positions/rotary/long_start', DType.INT64, [], new BigInt64Array([BigInt(cosTable.shortRows)]));
+  const offset = b.op('Where', '/model/new_positions/rotary/offset/Where', [condition, longStart, zero]);
+  return { cos: cosTable.name, sin: sinTable.name, width: cosTable.width, offset };
 }
 
 function declaredDim(graph: GraphProto, name: string, axis: number): number | undefined {
@@ -84,16 +129,43 @@ function pruneDeadNodes(graph: GraphProto): void {
   const live = new Set((graph.output ?? []).map((o) => o.name ?? ''));
   const nodes = graph.node ?? [];
   const kept: NodeProto[] = [];
-  const subgraphInputs = (n: NodeProto): string[] =>
-    (n.attribute ?? []).flatMap((a) => (a.g ? (a.g.node ?? []).flatMap((m) => [...(m.input ?? []), ...subgraphInputs(m)]) : []));
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i];
     if (!(n.output ?? []).some((o) => o !== '' && live.has(o))) continue;
     kept.push(n);
-    for (const input of [...(n.input ?? []), ...subgraphInputs(n)]) live.add(input);
+    for (const input of nodeReads(n)) live.add(input);
   }
   graph.node = kept.reverse();
   graph.initializer = (graph.initializer ?? []).filter((t) => live.has(t.name ?? ''));
+}
+
+/** Names a node reads, including those its subgraphs read from the enclosing graph. */
+function nodeReads(n: NodeProto): string[] {
+  const sub = (n.attribute ?? []).flatMap((a) => (a.g ? (a.g.node ?? []).flatMap(nodeReads) : []));
+  return [...(n.input ?? []), ...sub].filter((x) => x !== '');
+}
+
+/** Orders nodes so each comes after the producers of what it reads (ORT requires it); stable otherwise. */
+function sortTopologically(graph: GraphProto): void {
+  const nodes = graph.node ?? [];
+  const producer = new Map<string, number>();
+  nodes.forEach((n, i) => (n.output ?? []).forEach((o) => o && producer.set(o, i)));
+  const done = new Array<boolean>(nodes.length).fill(false);
+  const sorted: NodeProto[] = [];
+  const visit = (i: number, depth: number) => {
+    if (done[i]) return;
+    if (depth > nodes.length) throw new Error('graph has a cycle');
+    for (const input of nodeReads(nodes[i])) {
+      const j = producer.get(input);
+      if (j !== undefined && j !== i) visit(j, depth + 1);
+    }
+    if (!done[i]) {
+      done[i] = true;
+      sorted.push(nodes[i]);
+    }
+  };
+  nodes.forEach((_, i) => visit(i, 0));
+  graph.node = sorted;
 }
 
 /**
@@ -164,6 +236,8 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
 
   const outputs = graph.output ?? [];
   const rewritten: NodeProto[] = [];
+  // Every layer reads the same caches: one table and one set of position ids for all.
+  const rotaryByCache = new Map<string, RotaryTables & { positionIds: string }>();
   for (const node of nodes) {
     if (!attentions.includes(node)) {
       rewritten.push(node);
@@ -192,6 +266,13 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
     const p = `${name}/new_positions`;
     const shape = (label: string, dims: number[]) => i64(`${label}_${dims.join('x').replace(/-/g, 'm')}`, dims.map(BigInt));
 
+    // Shared rotary nodes first, while the builder holds none of this layer's nodes.
+    if (intAttribute(node, 'do_rotary', 0) === 1 && !rotaryByCache.has(`${cos}|${sin}`)) {
+      const found = rotaryTables(graph, b, cos, sin, zero);
+      const ids = found.offset ? b.op('Add', `${ns}/rotary_position_ids/Add_${rotaryByCache.size}`, [positionIds, found.offset]) : positionIds;
+      commonNodes.push(...b.nodes.splice(0));
+      rotaryByCache.set(`${cos}|${sin}`, { ...found, positionIds: ids });
+    }
     let q = query;
     let k = key;
     let v = value;
@@ -201,10 +282,9 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
       [q, k, v] = parts;
     }
     if (intAttribute(node, 'do_rotary', 0) === 1) {
-      const width = staticDims(graph, cos)?.[1];
-      if (!width) throw new Error(`${name}: rotary cache width is not static`);
+      const { width, positionIds: rotaryIds, cos: cosTable, sin: sinTable } = rotaryByCache.get(`${cos}|${sin}`)!;
       const rotary = (x: string, heads: number, label: string) =>
-        b.op('RotaryEmbedding', `${p}/${label}/RotaryEmbedding`, [x, positionIds, cos, sin], {
+        b.op('RotaryEmbedding', `${p}/${label}/RotaryEmbedding`, [x, rotaryIds, cosTable, sinTable], {
           interleaved: intAttribute(node, 'rotary_interleaved', 0),
           num_heads: heads,
           rotary_embedding_dim: 2 * width,
@@ -258,13 +338,15 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
   }
   graph.node = [...commonNodes, ...rewritten];
   graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
+  // Sorted first: pruning walks the nodes backwards from the outputs.
+  sortTopologically(graph);
   pruneDeadNodes(graph);
 }
 
 export function newPositionsDerivation(io: NewPositionsIo): Derivation {
   return {
     variant: 'new-positions',
-    version: 1,
+    version: 2,
     rewrite: (model) => {
       rewriteAttentionForNewPositions(model, io);
       sliceBeforeLogits(model, io.logits);
