@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { ensureDerivedModel, type DerivedModel } from './derived-model.ts';
+import { EMBEDDING_METADATA_KEY, EmbeddingReader, INPUTS_EMBEDS, type EmbeddingTable } from './embedding-input.ts';
 import { SequenceKvCache } from './kv-cache.ts';
 import { lastPositionDerivation } from './last-position-model.ts';
 import { ModelConfigError, loadModelConfig, type LoadedModelConfig } from './model-config.ts';
@@ -56,13 +57,19 @@ export class DecoderSession {
   private readonly kvGrowthChunk: number;
   private readonly prefillChunk: number;
   private readonly contextLength: number;
+  /** Reads token embeddings for graphs that take them as input (see embedding-input.ts). */
+  private readonly embeddings: EmbeddingReader | undefined;
+  private readonly feedsIds: boolean;
 
   private constructor(
     private readonly session: ort.InferenceSession,
     private readonly config: LoadedModelConfig,
     readonly description: SessionDescription,
     opts: EngineOptions,
+    embeddingTable: EmbeddingTable | undefined,
   ) {
+    this.embeddings = embeddingTable && session.inputNames.includes(INPUTS_EMBEDS) ? new EmbeddingReader(description.modelFile, embeddingTable) : undefined;
+    this.feedsIds = session.inputNames.includes(config.io.inputIds);
     this.contextLength = Math.min(config.info.contextLength, opts.contextLength ?? Infinity);
     this.info = { ...config.info, contextLength: this.contextLength };
     this.kvGrowthChunk = opts.kvGrowthChunk ?? 256;
@@ -111,12 +118,13 @@ export class DecoderSession {
       graphOptimizationLevel,
       loadMs,
     };
-    return new DecoderSession(session, config, description, opts);
+    const table = derived?.metadata[EMBEDDING_METADATA_KEY];
+    return new DecoderSession(session, config, description, opts, table ? (JSON.parse(table) as EmbeddingTable) : undefined);
   }
 
   private checkInputs(): void {
     const { io, info } = this.config;
-    const required = [io.inputIds, io.attentionMask];
+    const required = [this.embeddings ? INPUTS_EMBEDS : io.inputIds, io.attentionMask];
     for (let i = 0; i < info.numLayers; i++) required.push(io.pastKey(i), io.pastValue(i));
     const names = new Set(this.session.inputNames);
     for (const name of required) {
@@ -176,12 +184,17 @@ export class DecoderSession {
     const total = past + tokens.length;
     seq.reserve(total);
 
-    const ids = new BigInt64Array(tokens.length);
-    for (let i = 0; i < tokens.length; i++) ids[i] = BigInt(tokens[i]);
     const feeds: Record<string, ort.Tensor> = {
-      [io.inputIds]: new ort.Tensor('int64', ids, [1, tokens.length]),
       [io.attentionMask]: new ort.Tensor('int64', this.onesOf(total), [1, total]),
     };
+    if (this.feedsIds) {
+      const ids = new BigInt64Array(tokens.length);
+      for (let i = 0; i < tokens.length; i++) ids[i] = BigInt(tokens[i]);
+      feeds[io.inputIds] = new ort.Tensor('int64', ids, [1, tokens.length]);
+    }
+    if (this.embeddings) {
+      feeds[INPUTS_EMBEDS] = new ort.Tensor('float32', this.embeddings.rows(tokens), [1, tokens.length, this.embeddings.table.cols]);
+    }
     if (io.positionIds) {
       const pos = new BigInt64Array(tokens.length);
       for (let i = 0; i < tokens.length; i++) pos[i] = BigInt(past + i);
@@ -217,6 +230,7 @@ export class DecoderSession {
   }
 
   async release(): Promise<void> {
+    this.embeddings?.close();
     await this.session.release();
   }
 }

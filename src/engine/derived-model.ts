@@ -15,6 +15,8 @@ export type ModelProto = onnxProto.onnx.ModelProto;
 
 export interface DerivedModel {
   path: string;
+  /** The derived file's metadata (what the rewrite recorded for the engine). */
+  metadata: Record<string, string>;
   /** Why the original is used instead, when it is. */
   fallbackReason?: string;
 }
@@ -36,12 +38,15 @@ function stampOf(modelPath: string, derivation: Derivation): string {
   return `${basename(modelPath)}:${st.size}:${Math.round(st.mtimeMs)}:${derivation.variant}@${derivation.version}`;
 }
 
-function readStamp(path: string): string | undefined {
+function metadataOf(model: ModelProto): Record<string, string> {
+  return Object.fromEntries(model.metadataProps.map((p) => [p.key ?? '', p.value ?? '']));
+}
+
+function readMetadata(path: string): Record<string, string> | undefined {
   try {
     // Only the metadata is needed, but protobuf has no partial decode; the graph file is small
     // next to the external weights, so decoding it is acceptable at load time.
-    const model = onnx.ModelProto.decode(readFileSync(path));
-    return model.metadataProps.find((p) => p.key === STAMP_KEY)?.value ?? undefined;
+    return metadataOf(onnx.ModelProto.decode(readFileSync(path)));
   } catch {
     return undefined;
   }
@@ -54,7 +59,8 @@ function readStamp(path: string): string | undefined {
 export function ensureDerivedModel(modelPath: string, derivation: Derivation): DerivedModel {
   const derivedPath = derivedModelPath(modelPath, derivation.variant);
   const stamp = stampOf(modelPath, derivation);
-  if (existsSync(derivedPath) && readStamp(derivedPath) === stamp) return { path: derivedPath };
+  const existing = existsSync(derivedPath) ? readMetadata(derivedPath) : undefined;
+  if (existing?.[STAMP_KEY] === stamp) return { path: derivedPath, metadata: existing };
   try {
     const model = onnx.ModelProto.decode(readFileSync(modelPath));
     derivation.rewrite(model);
@@ -64,8 +70,8 @@ export function ensureDerivedModel(modelPath: string, derivation: Derivation): D
     const tmp = `${derivedPath}.tmp-${randomUUID()}`;
     writeFileSync(tmp, onnx.ModelProto.encode(model).finish());
     renameSync(tmp, derivedPath);
-    return { path: derivedPath };
+    return { path: derivedPath, metadata: metadataOf(model) };
   } catch (err) {
-    return { path: modelPath, fallbackReason: (err as Error).message };
+    return { path: modelPath, metadata: {}, fallbackReason: (err as Error).message };
   }
 }

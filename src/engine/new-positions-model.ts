@@ -14,6 +14,7 @@
 import onnxProto from 'onnx-proto';
 import { DType, GraphBuilder, type GraphProto, type NodeProto } from '../onnx/graph.ts';
 import type { Derivation, ModelProto } from './derived-model.ts';
+import { EMBEDDING_METADATA_KEY, moveEmbeddingOutOfGraph } from './embedding-input.ts';
 import { sliceBeforeLogits } from './last-position-model.ts';
 
 const { onnx } = onnxProto;
@@ -201,7 +202,9 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
   const firstPastKey = attentions[0].input?.[3];
   if (!firstPastKey) throw new Error('GroupQueryAttention without past_key');
   const scalarAt = (tensor: string, axis: number, name: string) => b.op('Gather', `${ns}/${name}/Gather`, [b.op('Shape', `${ns}/${name}/Shape`, [tensor]), i64(`axis_index_${axis}`, [BigInt(axis)], [])], { axis: 0 });
-  const newLen = scalarAt(io.inputIds, 1, 'new_length');
+  // The new length from the first attention's query [batch, new, ...]: it holds whether the graph
+  // starts from input_ids or from embeddings.
+  const newLen = scalarAt(attentions[0].input?.[0] ?? '', 1, 'new_length');
   const totalLen = scalarAt(io.attentionMask, 1, 'total_length');
   const pastLen = b.op('Sub', `${ns}/past_length/Sub`, [totalLen, newLen]);
   const capacity = scalarAt(firstPastKey, 2, 'capacity');
@@ -346,10 +349,16 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
 export function newPositionsDerivation(io: NewPositionsIo): Derivation {
   return {
     variant: 'new-positions',
-    version: 2,
+    version: 3,
     rewrite: (model) => {
+      const embedding = moveEmbeddingOutOfGraph(model, io.inputIds);
       rewriteAttentionForNewPositions(model, io);
       sliceBeforeLogits(model, io.logits);
+      if (embedding) {
+        // input_ids now only sized things the rewrite no longer reads.
+        model.graph!.input = (model.graph!.input ?? []).filter((i) => i.name !== io.inputIds || (model.graph!.node ?? []).some((n) => nodeReads(n).includes(io.inputIds)));
+        model.metadataProps.push(onnx.StringStringEntryProto.create({ key: EMBEDDING_METADATA_KEY, value: JSON.stringify(embedding) }));
+      }
     },
   };
 }

@@ -34,6 +34,7 @@ test('the derived graph sits beside the export, reads KV as inputs and returns o
     assert.equal(session.description.kvNote, undefined);
     assert.equal(session.description.logits, 'last-position');
     assert.equal(session.description.modelFile, derivedModelPath(original, 'new-positions'));
+    await assert.rejects(session.forward(session.newSequence(), [5, 200064]), /token id 200064 is outside the vocabulary of 200064/);
   } finally {
     await session.release();
   }
@@ -45,6 +46,12 @@ test('the derived graph sits beside the export, reads KV as inputs and returns o
   // [batch, kv_heads, new positions, head_size]: the rows of this step only.
   const dims = graph.output![1].type!.tensorType!.shape!.dim!.map((d) => d.dimParam || Number(d.dimValue));
   assert.deepEqual(dims, ['batch_size', 2, 'sequence_length', 64]);
+  // Token embeddings come in as an input (the engine reads the rows itself), not from a Gather
+  // over the mapped table.
+  const inputs = graph.input!.map((i) => i.name);
+  assert.ok(inputs.includes('inputs_embeds'));
+  assert.ok(!inputs.includes('input_ids'));
+  assert.ok(!graph.initializer!.some((t) => t.name === 'model.embed_tokens.weight'));
   const after = statSync(original);
   assert.equal(after.mtimeMs, before.mtimeMs);
   // The weights stay in the export's external data file.
