@@ -62,7 +62,7 @@ const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function loadModel(config: ServerConfig): Promise<LoadedModel> {
   const t0 = performance.now();
   const [engine, tokenizer] = await Promise.all([
-    Engine.load({ modelDir: config.modelDir, threads: config.threads, contextLength: config.contextLength, device: config.device, kvUpdate: config.kvUpdate }),
+    Engine.load({ modelDir: config.modelDir, threads: config.threads, contextLength: config.contextLength, device: config.device, kvUpdate: config.kvUpdate, prefillChunk: config.prefillChunk }),
     ChatTokenizer.load(config.modelDir),
   ]);
   return { engine, tokenizer, loadSeconds: (performance.now() - t0) / 1000 };

@@ -36,6 +36,8 @@ export interface ServerConfig {
   device: 'cpu' | 'cuda';
   /** How each step's keys and values reach the KV buffers (see EngineOptions.kvUpdate). */
   kvUpdate: KvUpdate;
+  /** Prompt tokens per prefill step; undefined uses the engine's default. */
+  prefillChunk?: number;
   /** Bearer keys accepted on /v1/* (and /metrics); empty disables auth. From --api-key and --api-key-file. */
   apiKeys: string[];
   /** Absolute path of the key file the keys were (partly) read from, if any. */
@@ -108,6 +110,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { flag: 'context-length', env: 'CONTEXT_LENGTH', kind: 'int', min: 1, help: "cap the model's context window" },
   { flag: 'threads', env: 'THREADS', kind: 'int', min: 0, defaultText: '0 (ORT decides)', help: 'intra-op threads' },
   { flag: 'device', env: 'DEVICE', kind: 'string', defaultText: 'cpu', help: 'cpu|cuda (cuda falls back to cpu, with a log line, when unavailable)' },
+  { flag: 'prefill-chunk', env: 'PREFILL_CHUNK', kind: 'int', min: 1, defaultText: '256', help: 'prompt tokens per prefill step (bounds peak memory of long prompts)' },
   {
     flag: 'kv-update',
     env: 'KV_UPDATE',
@@ -361,6 +364,7 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
     threads: intValue(raw, 'threads') ?? 0,
     device,
     kvUpdate,
+    prefillChunk: intValue(raw, 'prefill-chunk'),
     apiKeys,
     ...(apiKeyFile ? { apiKeyFile } : {}),
     metricsPublic: boolValue(raw, 'metrics-public'),

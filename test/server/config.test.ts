@@ -242,3 +242,13 @@ it('--kv-update takes new-positions or in-place (env KV_UPDATE too), default new
   assert.equal(env.kind === 'config' && env.config.kvUpdate, 'in-place');
   assert.throws(() => parseConfig(['--kv-update', 'copy'], {}, process.cwd()), /--kv-update: expected new-positions or in-place/);
 });
+
+it('--prefill-chunk (env PREFILL_CHUNK) takes a positive token count; unset leaves the engine default', () => {
+  const dflt = parseConfig([], {}, process.cwd());
+  assert.equal(dflt.kind === 'config' && dflt.config.prefillChunk, undefined);
+  const flag = parseConfig(['--prefill-chunk', '128'], {}, process.cwd());
+  assert.equal(flag.kind === 'config' && flag.config.prefillChunk, 128);
+  const env = parseConfig([], { PREFILL_CHUNK: '64' }, process.cwd());
+  assert.equal(env.kind === 'config' && env.config.prefillChunk, 64);
+  assert.throws(() => parseConfig(['--prefill-chunk', '0'], {}, process.cwd()));
+});
