@@ -154,7 +154,8 @@ export class DecoderSession {
 
   newSequence(): SequenceKvCache {
     const { numLayers, numKvHeads, headSize } = this.info;
-    return new SequenceKvCache({ numLayers, numKvHeads, headSize }, this.kvGrowthChunk, this.contextLength);
+    const valuesTransposed = this.description.kvUpdate === 'new-positions';
+    return new SequenceKvCache({ numLayers, numKvHeads, headSize }, this.kvGrowthChunk, this.contextLength, valuesTransposed);
   }
 
   private onesOf(n: number): BigInt64Array {

@@ -1,6 +1,7 @@
 /**
- * Per-sequence KV cache. Each sequence owns one key and one value buffer per layer, laid out
- * [1, kvHeads, capacity, headSize]. Two ways to append a step's positions:
+ * Per-sequence KV cache. Each sequence owns one key and one value buffer per layer. Keys are laid
+ * out [1, kvHeads, capacity, headSize]; values the same, or transposed [1, kvHeads, headSize,
+ * capacity] for the new-positions graph. Two ways to append a step's positions:
  * - the derived new-positions graph reads the buffers as inputs and returns only the new rows,
  *   which `writeNew` copies in (a few kilobytes per decode step);
  * - the export's own GroupQueryAttention, fed the same buffer as `past_*` and `present_*`,
@@ -32,6 +33,8 @@ export class SequenceKvCache {
     readonly shape: KvShape,
     private readonly growthChunk: number,
     private readonly maxPositions: number,
+    /** Values laid out [1, kvHeads, headSize, capacity] (the new-positions graph's layout). */
+    readonly valuesTransposed = false,
   ) {}
 
   get allocatedPositions(): number {
@@ -53,24 +56,27 @@ export class SequenceKvCache {
     const next = Math.min(this.maxPositions, Math.ceil(total / chunk) * chunk);
     const { numLayers, numKvHeads, headSize } = this.shape;
     const dims = [1, numKvHeads, next, headSize];
+    const valueDims = this.valuesTransposed ? [1, numKvHeads, headSize, next] : dims;
     for (let layer = 0; layer < numLayers; layer++) {
-      this.keys[layer] = this.regrow(this.keys[layer], next);
-      this.values[layer] = this.regrow(this.values[layer], next);
+      this.keys[layer] = this.regrow(this.keys[layer], next, false);
+      this.values[layer] = this.regrow(this.values[layer], next, this.valuesTransposed);
       this.keyTensors[layer] = new ort.Tensor('float32', this.keys[layer], dims);
-      this.valueTensors[layer] = new ort.Tensor('float32', this.values[layer], dims);
+      this.valueTensors[layer] = new ort.Tensor('float32', this.values[layer], valueDims);
     }
     this.capacity = next;
   }
 
-  private regrow(old: Float32Array | undefined, next: number): Float32Array {
+  private regrow(old: Float32Array | undefined, next: number, transposed: boolean): Float32Array {
     const { numKvHeads, headSize } = this.shape;
     const grown = new Float32Array(numKvHeads * next * headSize);
     if (old && this.length > 0) {
-      const oldStride = this.capacity * headSize;
-      const newStride = next * headSize;
-      const used = this.length * headSize;
-      for (let h = 0; h < numKvHeads; h++) {
-        grown.set(old.subarray(h * oldStride, h * oldStride + used), h * newStride);
+      // Rows of `length` positions (transposed) or blocks of `length` rows (not), one per head.
+      const rows = transposed ? numKvHeads * headSize : numKvHeads;
+      const oldStride = transposed ? this.capacity : this.capacity * headSize;
+      const newStride = transposed ? next : next * headSize;
+      const used = transposed ? this.length : this.length * headSize;
+      for (let r = 0; r < rows; r++) {
+        grown.set(old.subarray(r * oldStride, r * oldStride + used), r * newStride);
       }
     }
     return grown;
@@ -85,20 +91,29 @@ export class SequenceKvCache {
   }
 
   /**
-   * Writes `count` new positions starting at `at` from rows laid out [1, kvHeads, count, headSize]
-   * (the new-positions graph's outputs). Does not move `length`: the caller does, once per step.
+   * Writes `count` new positions starting at `at`, given in the buffers' own layouts with `count`
+   * positions (the new-positions graph's outputs). Does not move `length`: the caller does, once
+   * per step.
    */
   writeNew(layer: number, keyRows: Float32Array, valueRows: Float32Array, at: number, count: number): void {
     if (at + count > this.capacity) throw new RangeError(`writing positions ${at}..${at + count} past capacity ${this.capacity}`);
     const { numKvHeads, headSize } = this.shape;
-    const rows = count * headSize;
+    const block = count * headSize;
     const stride = this.capacity * headSize;
     const keys = this.keys[layer];
+    for (let h = 0; h < numKvHeads; h++) keys.set(keyRows.subarray(h * block, (h + 1) * block), h * stride + at * headSize);
     const values = this.values[layer];
-    for (let h = 0; h < numKvHeads; h++) {
-      const dst = h * stride + at * headSize;
-      keys.set(keyRows.subarray(h * rows, (h + 1) * rows), dst);
-      values.set(valueRows.subarray(h * rows, (h + 1) * rows), dst);
+    if (!this.valuesTransposed) {
+      for (let h = 0; h < numKvHeads; h++) values.set(valueRows.subarray(h * block, (h + 1) * block), h * stride + at * headSize);
+      return;
+    }
+    // One short run per (head, dim) row: scalar copies beat a subarray per run at decode's count of 1.
+    const rows = numKvHeads * headSize;
+    const capacity = this.capacity;
+    for (let r = 0; r < rows; r++) {
+      const src = r * count;
+      const dst = r * capacity + at;
+      for (let i = 0; i < count; i++) values[dst + i] = valueRows[src + i];
     }
   }
 

@@ -209,14 +209,19 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
   const pastLen = b.op('Sub', `${ns}/past_length/Sub`, [totalLen, newLen]);
   const capacity = scalarAt(firstPastKey, 2, 'capacity');
   const positionIds = b.op('Unsqueeze', `${ns}/position_ids/Unsqueeze`, [b.op('Range', `${ns}/position_ids/Range`, [pastLen, totalLen, one]), axis0]);
-  // Buffer rows at or past P hold no position of this sequence yet.
-  const pastMask = b.op('Where', `${ns}/past_mask/Where`, [
-    b.op('Less', `${ns}/past_mask/Less`, [b.op('Range', `${ns}/past_mask/Range`, [zero, capacity, one]), pastLen]), zeroF, maskedF,
+  // Buffer rows at or past P hold no position of this sequence yet. Scores are laid out
+  // [positions, query rows], so this is a column.
+  const pastMask = b.op('Unsqueeze', `${ns}/past_mask/Unsqueeze`, [
+    b.op('Where', `${ns}/past_mask/Where`, [
+      b.op('Less', `${ns}/past_mask/Less`, [b.op('Range', `${ns}/past_mask/Range`, [zero, capacity, one]), pastLen]), zeroF, maskedF,
+    ]),
+    axis1,
   ]);
   const newRange = b.op('Range', `${ns}/causal_mask/Range`, [zero, newLen, one]);
+  // [new key position j, new query position s]: masked where j comes after s.
   const future = b.op('Greater', `${ns}/causal_mask/Greater`, [
-    b.op('Unsqueeze', `${ns}/causal_mask/Unsqueeze_cols`, [newRange, axis0]),
-    b.op('Unsqueeze', `${ns}/causal_mask/Unsqueeze_rows`, [newRange, axis1]),
+    b.op('Unsqueeze', `${ns}/causal_mask/Unsqueeze_keys`, [newRange, axis1]),
+    b.op('Unsqueeze', `${ns}/causal_mask/Unsqueeze_queries`, [newRange, axis0]),
   ]);
   const causalMask = b.op('Where', `${ns}/causal_mask/Where`, [future, maskedF, zeroF]);
   const splitSizes = b.op('Concat', `${ns}/split_sizes/Concat`, [
@@ -224,12 +229,12 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
     b.op('Unsqueeze', `${ns}/split_sizes/Unsqueeze_new`, [newLen, axis0]),
   ], { axis: 0 });
   const commonNodes = b.nodes.splice(0);
-  // Query rows are ordered (group, position): the causal mask repeats once per group.
+  // Query columns are ordered (group, position): the causal mask repeats once per group.
   const groupMasks = new Map<number, string>();
   const causalFor = (groups: number): string => {
     let m = groupMasks.get(groups);
     if (!m) {
-      m = b.op('Tile', `${ns}/causal_mask/Tile_${groups}`, [causalMask, i64(`tile_${groups}`, [BigInt(groups), 1n])]);
+      m = b.op('Tile', `${ns}/causal_mask/Tile_${groups}`, [causalMask, i64(`tile_${groups}`, [1n, BigInt(groups)])]);
       // Only the Tile node: layer nodes may be pending in the builder.
       commonNodes.push(b.nodes.pop() as NodeProto);
       groupMasks.set(groups, m);
@@ -295,48 +300,60 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
       q = rotary(q, numHeads, 'q');
       k = rotary(k, kvHeads, 'k');
     }
-    // New rows in the buffers' layout [batch, kv_heads, new, head_size]: these are the outputs.
+    // The new positions in the buffers' layouts: these are the outputs. Keys as GroupQueryAttention
+    // keeps them, [batch, kv_heads, new, head_size]; values transposed, [batch, kv_heads, head_size, new],
+    // so that both products below stream a whole buffer as their left operand.
     const newKey = newPositionsName(presentKey);
     const newValue = newPositionsName(presentValue);
-    const toHeads = (x: string, out: string, label: string) =>
-      b.node('Transpose', [b.op('Reshape', `${p}/${label}/Reshape`, [x, shape('bsnh', [0, 0, kvHeads, headSize])])], [out], { perm: [0, 2, 1, 3] }, { name: `${p}/${label}/Transpose` });
-    toHeads(k, newKey, 'k');
-    toHeads(v, newValue, 'v');
+    const heads = (x: string, out: string, label: string, perm: number[]) =>
+      b.node('Transpose', [b.op('Reshape', `${p}/${label}/Reshape`, [x, shape('bsnh', [0, 0, kvHeads, headSize])])], [out], { perm }, { name: `${p}/${label}/Transpose` });
+    heads(k, newKey, 'k', [0, 2, 1, 3]);
+    heads(v, newValue, 'v', [0, 2, 3, 1]);
 
-    // Queries grouped by the KV head they share: [batch, kv_heads, groups * new, head_size].
+    // Queries as columns grouped by the KV head they share: [batch, kv_heads, head_size, groups * new].
     const q5 = b.op('Reshape', `${p}/q/Reshape_groups`, [q, shape('bsngh', [0, 0, kvHeads, groups, headSize])]);
-    const qGrouped = b.op('Reshape', `${p}/q/Reshape_rows`, [
-      b.op('Transpose', `${p}/q/Transpose`, [q5], { perm: [0, 2, 3, 1, 4] }),
-      shape('rows', [0, 0, -1, headSize]),
+    const queries = b.op('Reshape', `${p}/q/Reshape_columns`, [
+      b.op('Transpose', `${p}/q/Transpose`, [q5], { perm: [0, 2, 4, 3, 1] }),
+      shape('columns', [0, 0, headSize, -1]),
     ]);
+    // Scores [batch, kv_heads, key positions, query columns]: keys @ queries.
     const scores = (keys: string, mask: string, label: string) =>
       b.op('Add', `${p}/${label}/Add_mask`, [
-        b.op('FusedMatMul', `${p}/${label}/FusedMatMul`, [qGrouped, keys], { alpha: { float: scale }, transA: 0, transB: 1 }, MS),
+        b.op('FusedMatMul', `${p}/${label}/FusedMatMul`, [keys, queries], { alpha: { float: scale }, transA: 0, transB: 0 }, MS),
         mask,
       ]);
     const probs = b.op('Softmax', `${p}/Softmax`, [
-      b.op('Concat', `${p}/scores/Concat`, [scores(pastKey, pastMask, 'past_scores'), scores(newKey, causalFor(groups), 'new_scores')], { axis: -1 }),
-    ], { axis: -1 });
+      b.op('Concat', `${p}/scores/Concat`, [scores(pastKey, pastMask, 'past_scores'), scores(newKey, causalFor(groups), 'new_scores')], { axis: 2 }),
+    ], { axis: 2 });
     const pPast = `${p}/probs/Split/output_0`;
     const pNew = `${p}/probs/Split/output_1`;
-    b.node('Split', [probs, splitSizes], [pPast, pNew], { axis: -1 }, { name: `${p}/probs/Split` });
+    b.node('Split', [probs, splitSizes], [pPast, pNew], { axis: 2 }, { name: `${p}/probs/Split` });
+    // [batch, kv_heads, head_size, query columns]: transposed values @ probabilities.
     const context = b.op('Add', `${p}/context/Add`, [
-      b.op('MatMul', `${p}/context/MatMul_past`, [pPast, pastValue]),
-      b.op('MatMul', `${p}/context/MatMul_new`, [pNew, newValue]),
+      b.op('MatMul', `${p}/context/MatMul_past`, [pastValue, pPast]),
+      b.op('MatMul', `${p}/context/MatMul_new`, [newValue, pNew]),
     ]);
     // Back to GroupQueryAttention's output layout [batch, new, num_heads * head_size].
     const back = b.op('Transpose', `${p}/context/Transpose`, [
-      b.op('Reshape', `${p}/context/Reshape_groups`, [context, shape('bngsh', [0, 0, groups, -1, headSize])]),
-    ], { perm: [0, 3, 1, 2, 4] });
+      b.op('Reshape', `${p}/context/Reshape_groups`, [context, shape('bnhgs', [0, 0, headSize, groups, -1])]),
+    ], { perm: [0, 4, 1, 3, 2] });
     b.node('Reshape', [back, shape('bsd', [0, 0, -1])], [attnOut], {}, { name: `${p}/context/Reshape_out` });
     rewritten.push(...b.nodes.splice(0));
 
-    for (const [present, fresh] of [[presentKey, newKey], [presentValue, newValue]]) {
+    const dim = (d: number | string) => onnx.TensorShapeProto.Dimension.create(typeof d === 'number' ? { dimValue: d } : { dimParam: d });
+    for (const [present, fresh, dims] of [
+      [presentKey, newKey, ['batch_size', kvHeads, 'sequence_length', headSize]],
+      [presentValue, newValue, ['batch_size', kvHeads, headSize, 'sequence_length']],
+    ] as const) {
       const out = outputs.find((o) => o.name === present);
-      if (!out) continue;
+      if (!out?.type?.tensorType) continue;
       out.name = fresh;
-      const dims = out.type?.tensorType?.shape?.dim;
-      if (dims && dims.length === 4) dims[2] = onnx.TensorShapeProto.Dimension.create({ dimParam: 'sequence_length' });
+      out.type.tensorType.shape = { dim: dims.map(dim) };
+    }
+    // The value buffers are fed transposed: declare them so, or ORT rejects the shape.
+    const pastValueInfo = graph.input?.find((i) => i.name === pastValue);
+    if (pastValueInfo?.type?.tensorType) {
+      pastValueInfo.type.tensorType.shape = { dim: ['batch_size', kvHeads, headSize, 'past_sequence_length'].map(dim) };
     }
   }
   graph.node = [...commonNodes, ...rewritten];
@@ -349,7 +366,7 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
 export function newPositionsDerivation(io: NewPositionsIo): Derivation {
   return {
     variant: 'new-positions',
-    version: 3,
+    version: 4,
     rewrite: (model) => {
       const embedding = moveEmbeddingOutOfGraph(model, io.inputIds);
       rewriteAttentionForNewPositions(model, io);
