@@ -10,12 +10,15 @@ import {
   Sfc32,
   randomSeed,
 } from '../src/engine/sampling/index.ts';
-import { CandidatePool } from '../src/engine/sampling/candidates.ts';
+import { ExpHistogram } from '../src/engine/sampling/exp-histogram.ts';
 import { EXP_MIN_ARG, expNonPositive } from '../src/engine/sampling/fast-exp.ts';
-import { NucleusThreshold, massThreshold } from '../src/engine/sampling/nucleus.ts';
+import { massThreshold } from '../src/engine/sampling/nucleus.ts';
+import { HistogramSelector } from '../src/engine/sampling/selectors.ts';
 import { TopTokens } from '../src/engine/sampling/top-tokens.ts';
 
 const PHI4_VOCAB = 200_064;
+/** The sampler's depth at Phi-4's vocabulary: ln(vocab / 1e-7). */
+const PHI4_DEPTH = Math.log(PHI4_VOCAB / 1e-7);
 
 function params(overrides: Partial<SamplingParams> = {}): SamplingParams {
   return { ...DEFAULT_SAMPLING, seed: 1, ...overrides };
@@ -29,6 +32,21 @@ function gaussianLogits(size: number, seed: number, scale = 1): Float32Array {
     logits[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.nextFloat());
   }
   return logits;
+}
+
+/** A confident LM step: Gaussian bulk (σ 2.5) plus a few tokens far above it. */
+function lmLikeLogits(size: number, seed: number): Float32Array {
+  const logits = gaussianLogits(size, seed, 2.5);
+  const rng = new Sfc32(seed + 1);
+  for (let j = 0; j < 30; j++) logits[Math.floor(rng.nextFloat() * size)] = 10 + j * 0.4 + 3 * rng.nextFloat();
+  return logits;
+}
+
+/** Largest finite logit (NaN and -Infinity are never the max). */
+function maxOf(logits: ArrayLike<number>): number {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  return max;
 }
 
 /** Reference argmax: first index of the largest value. */
@@ -63,12 +81,16 @@ function sortedIds(probs: ArrayLike<number>): number[] {
   return Array.from({ length: probs.length }, (_, i) => i).sort((a, b) => probs[b] - probs[a] || a - b);
 }
 
-/** Smallest most-likely prefix reaching mass p, plus tokens tied with its last member. */
-function referenceNucleus(probs: Float64Array, topP: number): Set<number> {
-  const order = sortedIds(probs);
+/**
+ * Smallest most-likely prefix reaching mass p (at least one token), plus tokens tied with its last
+ * member: a plain sort and cumulative sum, as in vLLM and HF. `order` may be any ordering of the ids
+ * by non-increasing probability, e.g. by logit, which serves every temperature.
+ */
+function referenceNucleus(probs: Float64Array, topP: number, order = sortedIds(probs)): Set<number> {
   let mass = 0;
   let end = 0;
-  while (end < order.length && mass < topP) mass += probs[order[end++]];
+  do mass += probs[order[end++]];
+  while (end < order.length && mass < topP);
   const lowest = probs[order[end - 1]];
   while (end < order.length && probs[order[end]] === lowest) end++;
   return new Set(order.slice(0, end));
@@ -321,24 +343,145 @@ describe('truncation', () => {
       assert.deepEqual(new Set(draw(sampler, logits, 4000)), allowed);
     }
   });
+});
 
-  it('the bucketed top-p search keeps exactly the nucleus at full vocabulary size', () => {
-    const pool = new CandidatePool(PHI4_VOCAB, Math.log(PHI4_VOCAB / 1e-7));
-    const nucleus = new NucleusThreshold(PHI4_VOCAB);
-    for (const [scale, temperature, topP] of [
-      [1, 0.7, 0.9],
-      [2.5, 1, 0.95],
-      [4, 0.5, 0.5],
-      [1, 1, 0.01],
-    ]) {
-      const l = gaussianLogits(PHI4_VOCAB, 41, scale);
-      pool.gatherNearMax(l, temperature * Math.log(PHI4_VOCAB / 1e-7));
-      const mass = pool.weighIntoBins(l, 1 / temperature);
-      pool.retain(nucleus.find(pool, mass, topP));
-      const kept = new Set(pool.ids.subarray(0, pool.size));
-      const expected = referenceNucleus(softmax(l, temperature), topP);
-      assert.equal(kept.size, expected.size, `scale ${scale}, T ${temperature}, p ${topP}`);
-      for (const id of expected) assert.ok(kept.has(id));
+describe('exp histogram', () => {
+  /** Banned (-Infinity) and NaN logits sprinkled over a copy, including at the argmax. */
+  function withHoles(logits: Float32Array): Float32Array {
+    const holed = logits.slice();
+    const rng = new Sfc32(99);
+    holed[referenceArgmax(holed)] = -Infinity;
+    for (let j = 0; j < 5000; j++) holed[Math.floor(rng.nextFloat() * holed.length)] = j % 2 ? -Infinity : NaN;
+    return holed;
+  }
+  const cases: [string, Float32Array, number][] = [
+    ['flat', gaussianLogits(PHI4_VOCAB, 71), 1],
+    ['near-uniform', gaussianLogits(PHI4_VOCAB, 72, 0.01), 1],
+    ['lm-like at T 0.7', lmLikeLogits(PHI4_VOCAB, 73), 0.7],
+    ['lm-like at T 2', lmLikeLogits(PHI4_VOCAB, 73), 2],
+    ['banned and NaN logits', withHoles(gaussianLogits(PHI4_VOCAB, 74, 3)), 1],
+    ['tiny temperature', gaussianLogits(PHI4_VOCAB, 75), 1e-4],
+  ];
+
+  it('totals the weights within 3e-8 of float64, leaving out banned, NaN and negligible logits', () => {
+    const histogram = new ExpHistogram(PHI4_DEPTH);
+    for (const [name, logits, temperature] of cases) {
+      const max = maxOf(logits);
+      let reference = 0;
+      for (const v of logits) {
+        const x = (v - max) / temperature;
+        if (x > -PHI4_DEPTH) reference += Math.exp(x);
+      }
+      const total = histogram.fill(logits, max, 1 / temperature);
+      assert.ok(Math.abs(total / reference - 1) < 3e-8, `${name}: ${total} vs ${reference}`);
+    }
+  });
+
+  it('re-finds a bin\'s members in id order, so their running sum reproduces the bin sum bit for bit', () => {
+    const histogram = new ExpHistogram(PHI4_DEPTH);
+    const ids = new Int32Array(PHI4_VOCAB);
+    const terms = new Float64Array(PHI4_VOCAB);
+    for (const [name, logits, temperature] of cases) {
+      histogram.fill(logits, maxOf(logits), 1 / temperature);
+      for (const bin of [0, histogram.deepest >> 3, histogram.deepest >> 1, histogram.deepest]) {
+        const count = histogram.collect(logits, bin, ids, terms);
+        assert.equal(count > 0, histogram.sums[bin] > 0, `${name}, bin ${bin}`);
+        if (count === 0) continue;
+        let sum = 0;
+        for (let m = 0; m < count; m++) {
+          assert.ok(m === 0 || ids[m] > ids[m - 1]);
+          sum += terms[m];
+        }
+        assert.equal(sum, histogram.sums[bin], `${name}, bin ${bin}`);
+        // pick(target) is the member at which the running sum first exceeds target.
+        let prefix = 0;
+        for (const m of [0, count >> 1, count - 1]) {
+          let before = 0;
+          for (let k = 0; k < m; k++) before += terms[k];
+          prefix = before;
+          assert.equal(histogram.pick(logits, bin, prefix), ids[m], `${name}, bin ${bin}, member ${m}`);
+        }
+        assert.equal(histogram.pick(logits, bin, histogram.sums[bin] * 2), ids[count - 1]);
+      }
+    }
+  });
+});
+
+describe('top-p at full vocabulary (histogram path)', () => {
+  const kept = new Int32Array(PHI4_VOCAB);
+  /** Every token the histogram selector could draw, by the same cut its draw uses. */
+  function keptBy(logits: Float32Array, temperature: number, topP: number, minP = 0): Set<number> {
+    const selector = new HistogramSelector({ vocabSize: PHI4_VOCAB, depth: PHI4_DEPTH, rng: new Sfc32(1), temperature, topP, minP });
+    const n = selector.keptTokens(logits, maxOf(logits), kept);
+    return new Set(kept.subarray(0, n));
+  }
+  function assertSameSet(actual: Set<number>, expected: Set<number>, label: string): void {
+    assert.equal(actual.size, expected.size, `${label}: ${actual.size} tokens kept, reference ${expected.size}`);
+    for (const id of expected) assert.ok(actual.has(id), `${label}: token ${id} missing`);
+  }
+  /** Gaussian logits rounded to quarter steps: thousands of exact ties at every level. */
+  function tiedLogits(seed: number): Float32Array {
+    return gaussianLogits(PHI4_VOCAB, seed).map((v) => Math.round(v * 4) / 4);
+  }
+  /** Flat logits with 5,000 tokens banned (-Infinity) by logit_bias, the argmax among them. */
+  function bannedLogits(seed: number): Float32Array {
+    const logits = gaussianLogits(PHI4_VOCAB, seed);
+    const rng = new Sfc32(seed);
+    logits[referenceArgmax(logits)] = -Infinity;
+    for (let j = 0; j < 5000; j++) logits[Math.floor(rng.nextFloat() * PHI4_VOCAB)] = -Infinity;
+    return logits;
+  }
+  const dominant = lmLikeLogits(PHI4_VOCAB, 84);
+  dominant[777] = 40;
+  const distributions: [string, Float32Array][] = [
+    ['flat', gaussianLogits(PHI4_VOCAB, 81)],
+    ['near-uniform', gaussianLogits(PHI4_VOCAB, 82, 0.02)],
+    ['lm-like', lmLikeLogits(PHI4_VOCAB, 83)],
+    ['one dominant token', dominant],
+    ['ties', tiedLogits(85)],
+    ['banned by logit_bias', bannedLogits(86)],
+  ];
+  const settings: [number, number][] = [
+    [1, 0.9],
+    [0.7, 0.9],
+    [1, 0.5],
+    [1.5, 0.99],
+    [1, 0.1],
+    [1, 0],
+    [0.8, 0.9999],
+  ];
+
+  it('keeps exactly the nucleus of a sort-based reference (ties at the boundary all kept)', () => {
+    for (const [name, logits] of distributions) {
+      const order = sortedIds(logits);
+      for (const [temperature, topP] of settings) {
+        const expected = referenceNucleus(softmax(logits, temperature), topP, order);
+        assertSameSet(keptBy(logits, temperature, topP), expected, `${name}, T ${temperature}, top_p ${topP}`);
+      }
+    }
+  });
+
+  it('with min_p as well, keeps the nucleus tokens with p ≥ min_p·p_max', () => {
+    for (const [name, logits] of distributions) {
+      const order = sortedIds(logits);
+      for (const [temperature, topP, minP] of [
+        [1, 0.9, 0.05],
+        [1, 0.5, 0.9],
+        [0.7, 0.95, 0.3],
+      ]) {
+        const probs = softmax(logits, temperature);
+        const pmax = maxOf(probs);
+        const expected = new Set([...referenceNucleus(probs, topP, order)].filter((id) => probs[id] >= minP * pmax));
+        assertSameSet(keptBy(logits, temperature, topP, minP), expected, `${name}, T ${temperature}, top_p ${topP}, min_p ${minP}`);
+      }
+    }
+  });
+
+  it('draws only nucleus tokens', () => {
+    for (const [name, logits] of distributions) {
+      const nucleus = referenceNucleus(softmax(logits), 0.9);
+      const sampler = new Sampler(PHI4_VOCAB, params({ topP: 0.9, seed: 17 }), []);
+      for (const id of draw(sampler, logits, 100)) assert.ok(nucleus.has(id), `${name}: token ${id} outside the nucleus`);
     }
   });
 });
@@ -347,7 +490,7 @@ describe('massThreshold', () => {
   const order = (n: number): Int32Array => Int32Array.from({ length: n }, (_, i) => i);
 
   it('returns the lowest weight of the smallest heaviest set reaching the mass', () => {
-    const weights = Float32Array.from([0.1, 0.4, 0.2, 0.3]);
+    const weights = Float64Array.from([0.1, 0.4, 0.2, 0.3]);
     assert.equal(massThreshold(order(4), 4, weights, 0.35), weights[1]);
     assert.equal(massThreshold(order(4), 4, weights, 0.5), weights[3]);
     assert.equal(massThreshold(order(4), 4, weights, 0.8), weights[2]);
@@ -356,7 +499,7 @@ describe('massThreshold', () => {
   });
 
   it('handles runs of equal weights and need beyond the total', () => {
-    const weights = new Float32Array(1000).fill(0.5);
+    const weights = new Float64Array(1000).fill(0.5);
     assert.equal(massThreshold(order(1000), 1000, weights, 3), 0.5);
     assert.equal(massThreshold(order(1000), 1000, weights, 1e9), 0.5);
     assert.equal(massThreshold(order(0), 0, weights, 1), 0);
@@ -364,7 +507,7 @@ describe('massThreshold', () => {
 
   it('agrees with a sort on random weights', () => {
     const rng = new Sfc32(5);
-    const weights = Float32Array.from({ length: 5000 }, () => rng.nextFloat());
+    const weights = Float64Array.from({ length: 5000 }, () => rng.nextFloat());
     const sorted = Array.from(weights).sort((a, b) => b - a);
     let total = 0;
     for (const w of sorted) total += w;
@@ -423,6 +566,52 @@ describe('sampling frequencies', () => {
     const counts = positions.map((pos) => ids.filter((id) => id === pos).length);
     assert.equal(counts.reduce((a, b) => a + b, 0), draws, 'a banned (-Infinity) token was drawn');
     assert.ok(chiSquare(counts, softmax(logits), draws) < CHI2_LIMIT);
+  });
+
+  /** Chi-square critical values at p = 1e-4 by degrees of freedom. */
+  const CHI2_1E4 = [NaN, 15.1, 18.4, 21.1, 23.5, 25.7, 27.9, 29.9];
+
+  /** probs restricted to `kept` and renormalized. */
+  function renormalized(probs: Float64Array, kept: Set<number>): number[] {
+    let mass = 0;
+    for (const id of kept) mass += probs[id];
+    return Array.from(probs, (p, id) => (kept.has(id) ? p / mass : 0));
+  }
+
+  it('match the renormalized nucleus under top-p, alone and with min-p', () => {
+    for (const [temperature, topP, minP, seed] of [
+      [1, 0.7, 0, 21],
+      [0.6, 0.8, 0, 22],
+      [1.3, 0.9, 0, 23],
+      [1, 0.95, 0.3, 24],
+    ]) {
+      const probs = softmax(logits, temperature);
+      const pmax = maxOf(probs);
+      const kept = new Set([...referenceNucleus(probs, topP)].filter((id) => probs[id] >= minP * pmax));
+      const sampler = new Sampler(8, params({ seed, temperature, topP, minP }), []);
+      const counts = histogram(draw(sampler, logits, draws), 8);
+      const stat = chiSquare(counts, renormalized(probs, kept), draws);
+      assert.ok(stat < CHI2_1E4[kept.size - 1], `T ${temperature}, top_p ${topP}, min_p ${minP}: χ² ${stat}`);
+    }
+  });
+
+  it('match the renormalized nucleus when the cut splits a crowded bin (proposals get rejected)', () => {
+    // All eight within 0.0054 nats of the best: one histogram bin, which top-p 0.5 cuts in half.
+    const crowded = Float32Array.from({ length: 8 }, (_, i) => -0.0005 * i);
+    // min-p 0.9 keeps x ≥ ln 0.9 = -0.1054; -0.104, -0.107 and -0.11 share a bin (-0.097 to -0.108 nats).
+    const split = Float32Array.from([0, -0.02, -0.05, -0.104, -0.107, -0.11, -0.3, -0.5]);
+    for (const [name, l, topP, minP, size] of [
+      ['top-p', crowded, 0.5, 0, 4],
+      ['min-p', split, 0.99, 0.9, 4],
+    ] as const) {
+      const probs = softmax(l);
+      const pmax = maxOf(probs);
+      const kept = new Set([...referenceNucleus(probs, topP)].filter((id) => probs[id] >= minP * pmax));
+      assert.equal(kept.size, size);
+      const counts = histogram(draw(new Sampler(8, params({ seed: 25, topP, minP }), []), l, draws), 8);
+      const stat = chiSquare(counts, renormalized(probs, kept), draws);
+      assert.ok(stat < CHI2_1E4[size - 1], `${name}: χ² ${stat}`);
+    }
   });
 
   it('is sharp enough to notice a temperature off by 10%', () => {
@@ -520,6 +709,32 @@ describe('logprobs', () => {
       }
     });
   }
+
+  const flat = gaussianLogits(PHI4_VOCAB, 62, 0.5);
+  const flatReference = logSoftmax(flat);
+  const flatBest = sortedIds(flatReference);
+  for (const mode of [{ temperature: 1 }, { temperature: 1, topP: 0.9 }, { temperature: 0.7 }, { temperature: 0 }, { minP: 0.05 }]) {
+    it(`are within 1e-5 of a float64 log-softmax on flat logits too (${JSON.stringify(mode)})`, () => {
+      const sampler = new Sampler(PHI4_VOCAB, params(mode), []);
+      for (let step = 0; step < 3; step++) {
+        const { id, logprob, top } = sampler.sample(flat.slice(), { topLogprobs: MAX_TOP_LOGPROBS });
+        assert.ok(logprob && top);
+        assert.ok(Math.abs(logprob.logprob - flatReference[id]) < 1e-5, `${logprob.logprob} vs ${flatReference[id]}`);
+        assert.deepEqual(top.map((t) => t.id), flatBest.slice(0, MAX_TOP_LOGPROBS));
+        for (const t of top) assert.ok(Math.abs(t.logprob - flatReference[t.id]) < 1e-5);
+      }
+    });
+  }
+
+  it('list more alternatives than top_k, while drawing only from the top k', () => {
+    const sampler = new Sampler(PHI4_VOCAB, params({ topK: 3, temperature: 5 }), []);
+    const allowed = new Set(best.slice(0, 3));
+    for (let step = 0; step < 50; step++) {
+      const { id, top } = sampler.sample(processed.slice(), { topLogprobs: 5 });
+      assert.ok(allowed.has(id), `token ${id} outside the top 3`);
+      assert.deepEqual(top?.map((t) => t.id), best.slice(0, 5));
+    }
+  });
 
   it('are absent unless asked for', () => {
     const result = new Sampler(PHI4_VOCAB, params(), []).sample(logits.slice());

@@ -1,8 +1,12 @@
 /**
- * The tokens a sampled (non-greedy) step may still pick, with their unnormalized probabilities.
- * All buffers are vocabulary-sized and allocated once per Sampler; a step only rewrites prefixes.
+ * The tokens a top-k or min-p step may still pick, with their unnormalized probabilities: the path for
+ * truncations that leave few candidates, so that weighing them one by one is cheaper than binning the
+ * whole vocabulary (exp-histogram.ts).
+ * Buffers are sized for the most candidates a step can gather and allocated once per Sampler; a step
+ * only rewrites prefixes.
  */
-import { expBin, expBinCount, expInBin } from './fast-exp.ts';
+import { expBin, expInBin } from './fast-exp.ts';
+import { massThreshold } from './nucleus.ts';
 import type { TopTokens } from './top-tokens.ts';
 
 /**
@@ -14,28 +18,27 @@ const LOWEST_FINITE = -Number.MAX_VALUE;
 export class CandidatePool {
   readonly ids: Int32Array;
   /** exp((logit - maxLogit) / T): 1 for the best token. */
-  readonly weights: Float32Array;
-  /** Logarithmic bucket of each weight (see fast-exp.ts); only `weighIntoBins` fills it. */
-  readonly bins: Uint16Array;
-  /** Sum of weights per bucket; only `weighIntoBins` fills it. */
-  readonly binMass: Float64Array;
+  readonly weights: Float64Array;
+  /** Scratch for the top-p quickselect, which reorders candidate positions rather than candidates. */
+  private order?: Int32Array;
   size = 0;
   maxLogit = -Infinity;
 
-  /** depth: how many nats below the best token a weight may be before it is treated as negligible. */
+  /**
+   * capacity: most candidates a step can gather (the vocabulary size, or k for top-k).
+   * depth: how many nats below the best token a weight may be before it is treated as negligible.
+   */
   constructor(
-    vocabSize: number,
+    capacity: number,
     private readonly depth: number,
   ) {
-    this.ids = new Int32Array(vocabSize);
-    this.weights = new Float32Array(vocabSize);
-    this.bins = new Uint16Array(vocabSize);
-    this.binMass = new Float64Array(expBinCount(depth));
+    this.ids = new Int32Array(capacity);
+    this.weights = new Float64Array(capacity);
   }
 
   /**
    * Gathers every token within `window` logits of the maximum, finding the maximum in the same
-   * pass.
+   * pass. Needs a pool whose capacity is the vocabulary size.
    *
    * Whether a token is gathered depends on the data and is often unpredictable, so instead of
    * branching on it the loops always write and advance the cursor by 0 or 1: a mispredicted
@@ -68,11 +71,15 @@ export class CandidatePool {
     this.maxLogit = max;
   }
 
-  /** Takes the entries of a top-k heap as the candidates. */
-  gatherTop(top: TopTokens): void {
+  /**
+   * Takes the first k entries of `top` as the candidates: all of them when it holds k, the best k when
+   * it holds more (it is then sorted).
+   */
+  gatherTop(top: TopTokens, k: number): void {
     let max = -Infinity;
     let n = 0;
-    for (let slot = 0; slot < top.size; slot++) {
+    const slots = Math.min(k, top.size);
+    for (let slot = 0; slot < slots; slot++) {
       const id = top.ids[slot];
       if (id < 0) continue;
       this.ids[n++] = id;
@@ -100,25 +107,12 @@ export class CandidatePool {
     return mass;
   }
 
-  /**
-   * `weigh`, also recording each token's bucket and the mass per bucket for top-p.
-   * A separate loop because bucketing costs ~50% more and only top-p needs it; a flag tested
-   * inside one loop costs nearly as much as the bucketing itself.
-   */
-  weighIntoBins(logits: Float32Array, invTemperature: number): number {
-    const { ids, weights, bins, binMass, maxLogit, depth, size } = this;
-    binMass.fill(0);
-    let mass = 0;
-    for (let c = 0; c < size; c++) {
-      const x = Math.max((logits[ids[c]] - maxLogit) * invTemperature, -depth);
-      const bin = expBin(x);
-      const w = expInBin(x, bin);
-      weights[c] = w;
-      bins[c] = bin;
-      binMass[bin] += w;
-      mass += w;
-    }
-    return mass;
+  /** The lowest weight inside the top-p nucleus of the candidates; mass is their weights' total. */
+  nucleusThreshold(mass: number, topP: number): number {
+    const size = this.size;
+    const order = (this.order ??= new Int32Array(this.ids.length));
+    for (let c = 0; c < size; c++) order[c] = c;
+    return massThreshold(order, size, this.weights, topP * mass);
   }
 
   /** Drops candidates whose weight is below `minWeight`; returns the weight left. */

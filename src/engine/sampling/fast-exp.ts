@@ -4,10 +4,10 @@
  *
  * Method: x = -(bin/64)·ln2 + r with |r| ≤ ln2/128, so exp(x) = 2^-(bin/64) · e^r, with
  * 2^-(bin/64) from two small tables and e^r from a quadratic Taylor polynomial. Relative error
- * < 3e-8, below the resolution of the float32 weights it produces.
+ * < 3e-8, below the resolution of the float32 logits it is applied to.
  *
- * `bin` is exposed because it doubles as a logarithmic histogram bucket (≈0.0108 nats wide)
- * for the top-p threshold search, and has to be computed by exactly the same float operations.
+ * The same decomposition, with the 2^-(bin/64) factor taken out per bin instead of per token, is what
+ * exp-histogram.ts sums over the whole vocabulary.
  */
 
 const BINS_PER_OCTAVE = 64;
@@ -25,7 +25,7 @@ const OCTAVE_POW2 = new Float64Array(OCTAVES);
 for (let i = 0; i < BINS_PER_OCTAVE; i++) FRACTION_POW2[i] = 2 ** (-i / BINS_PER_OCTAVE);
 for (let i = 0; i < OCTAVES; i++) OCTAVE_POW2[i] = 2 ** -i;
 
-/** Histogram bucket of x (0 for x near 0, growing as x falls). Requires EXP_MIN_ARG ≤ x ≤ 0. */
+/** The table bin of x (0 for x near 0, growing as x falls). Requires EXP_MIN_ARG ≤ x ≤ 0. */
 export function expBin(x: number): number {
   return -((x * BINS_PER_NAT + ROUND_MAGIC) - ROUND_MAGIC) | 0;
 }
@@ -39,9 +39,4 @@ export function expInBin(x: number, bin: number): number {
 /** exp(x) for EXP_MIN_ARG ≤ x ≤ 0. */
 export function expNonPositive(x: number): number {
   return expInBin(x, expBin(x));
-}
-
-/** Number of bins needed to hold every x in [-depth, 0]. */
-export function expBinCount(depth: number): number {
-  return expBin(-depth) + 1;
 }

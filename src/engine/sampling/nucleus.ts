@@ -1,50 +1,22 @@
 /**
- * Top-p as a threshold search, never a sort of the candidates.
+ * The exact top-p cut inside a set of weights, without sorting it.
  *
- * The nucleus is the smallest set of most likely tokens whose mass reaches p. Since it is a prefix
- * of the tokens ordered by weight, it is fully described by the lowest weight inside it:
- * 1. `CandidatePool.weighIntoBins` already summed the weights into logarithmic buckets ~0.011 nats
- *    wide. Walking buckets from the top finds the one bucket where the running mass crosses p; every
- *    bucket above it is wholly inside, every bucket below wholly outside.
- * 2. Only the tokens of that boundary bucket need ordering, and only partially: a quickselect that
- *    partitions by weight and recurses on the side where the remaining mass lands finds the exact
- *    lowest weight in O(members) expected time.
- * Ties with the threshold weight are kept (as with a sort-and-cumsum implementation that keeps
- * every token scoring at least the last one it needs).
+ * The nucleus is the smallest set of most likely tokens whose mass reaches p, so it is fully described
+ * by the lowest weight inside it. The samplers never run this over the whole vocabulary: the
+ * histogram path (exp-histogram.ts) first finds the one logarithmic bin where the cumulative mass
+ * crosses p and runs it over that bin's members only; the top-k path runs it over its k candidates.
+ *
+ * Ties with the threshold weight are kept (as with a sort-and-cumsum implementation that keeps every
+ * token scoring at least the last one it needs), so the result does not depend on token order.
  */
-import type { CandidatePool } from './candidates.ts';
-
-export class NucleusThreshold {
-  /** Pool positions of the boundary bucket's members; vocabulary-sized for degenerate flat logits. */
-  private readonly members: Int32Array;
-
-  constructor(vocabSize: number) {
-    this.members = new Int32Array(vocabSize);
-  }
-
-  /** The lowest weight a candidate may have and stay in the top-p nucleus; mass is the pool's total. */
-  find(pool: CandidatePool, mass: number, topP: number): number {
-    const { binMass, bins } = pool;
-    const need = topP * mass;
-    let bin = 0;
-    let above = 0;
-    while (bin < binMass.length - 1 && above + binMass[bin] < need) above += binMass[bin++];
-
-    const members = this.members;
-    let count = 0;
-    for (let c = 0; c < pool.size; c++) {
-      members[count] = c;
-      count += +(bins[c] === bin);
-    }
-    return massThreshold(members, count, pool.weights, need - above);
-  }
-}
 
 /**
- * Largest weight t such that members with weight ≥ t carry at least `need` mass.
+ * Largest weight t such that the members with weight ≥ t carry at least `need` mass (the lowest
+ * weight when they never do). Members are weights[order[0..count)]. A quickselect that partitions by
+ * weight and recurses on the side where the remaining mass lands: O(count) expected time.
  * Reorders `order[0..count)`; three-way partitioning keeps runs of equal weights in one step.
  */
-export function massThreshold(order: Int32Array, count: number, weights: Float32Array, need: number): number {
+export function massThreshold(order: Int32Array, count: number, weights: Float64Array, need: number): number {
   if (count === 0) return 0;
   let lo = 0;
   let hi = count;
