@@ -104,7 +104,7 @@ test('a timer keeps ticking while a long generation runs in the worker', async (
   assert.ok(ticks > ticksAtFirstToken && ticks >= 10, `only ${ticks} ticks during 200 tokens`);
 });
 
-test('an abort stops generation within one step', async () => {
+test('an abort stops generation promptly', async () => {
   const controller = new AbortController();
   let seen = 0;
   let done: Extract<GenerationEvent, { type: 'done' }> | undefined;
@@ -113,8 +113,10 @@ test('an abort stops generation within one step', async () => {
     if (e.type === 'done') done = e;
   }
   assert.equal(done?.finishReason, 'abort');
-  // Tokens already in flight when the flag was raised may still arrive: at most one more step.
-  assert.ok(done!.completionTokens <= 6, `generated ${done!.completionTokens} tokens after aborting at 5`);
+  // The worker checks the flag before every step, but it runs ahead of this loop by however many
+  // token messages are queued (a tiny-model step takes well under a millisecond), so the bound is
+  // loose: an abort that did not work would run to 5,000.
+  assert.ok(done!.completionTokens < 5 + 64, `generated ${done!.completionTokens} tokens after aborting at 5`);
   assert.deepEqual(engine.stats(), { running: 0, kvTokensInUse: 0 });
 });
 
