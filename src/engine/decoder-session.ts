@@ -40,7 +40,7 @@ function defaultThreads(): number {
  */
 function deriveModel(config: LoadedModelConfig, opts: EngineOptions): { derived?: DerivedModel; kvUpdate: KvUpdate; kvNote?: string } {
   if (opts.lastPositionLogits === false) {
-    return { kvUpdate: 'in-place', kvNote: opts.kvUpdate === 'new-positions' ? 'the new-positions graph needs last-position logits' : undefined };
+    return { kvUpdate: 'in-place', kvNote: opts.kvUpdate === 'in-place' ? undefined : 'the new-positions graph needs last-position logits' };
   }
   const lastPosition = () => ensureDerivedModel(config.modelPath, lastPositionDerivation(config.io.logits));
   if (opts.kvUpdate === 'in-place') return { derived: lastPosition(), kvUpdate: 'in-place' };
@@ -75,7 +75,12 @@ export class DecoderSession {
     this.kvGrowthChunk = opts.kvGrowthChunk ?? 256;
     // 256: the attention scores of a chunk against a 2k-position cache stay near 0.1 GB (512 added ~0.4 GB of peak RSS).
     this.prefillChunk = Math.max(1, opts.prefillChunk ?? 256);
-    this.checkInputs();
+    try {
+      this.checkInputs();
+    } catch (err) {
+      this.embeddings?.close();
+      throw err;
+    }
   }
 
   static async create(opts: EngineOptions): Promise<DecoderSession> {
