@@ -110,7 +110,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { flag: 'context-length', env: 'CONTEXT_LENGTH', kind: 'int', min: 1, help: "cap the model's context window" },
   { flag: 'threads', env: 'THREADS', kind: 'int', min: 0, defaultText: '0 (ORT decides)', help: 'intra-op threads' },
   { flag: 'device', env: 'DEVICE', kind: 'string', defaultText: 'cpu', help: 'cpu|cuda (cuda falls back to cpu, with a log line, when unavailable)' },
-  { flag: 'prefill-chunk', env: 'PREFILL_CHUNK', kind: 'int', min: 1, defaultText: '256', help: 'prompt tokens per prefill step (bounds peak memory of long prompts)' },
+  { flag: 'prefill-chunk', env: 'PREFILL_CHUNK', kind: 'int', min: 1, defaultText: '128', help: 'prompt tokens per prefill step (bounds peak memory of long prompts)' },
   {
     flag: 'kv-update',
     env: 'KV_UPDATE',
