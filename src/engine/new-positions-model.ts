@@ -231,6 +231,24 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
   const commonNodes = b.nodes.splice(0);
   // Query columns are ordered (group, position): the causal mask repeats once per group.
   const groupMasks = new Map<number, string>();
+  // The past mask expanded to the scores' trailing shape [capacity, groups * new] once per step: a
+  // [capacity, 1] column broadcast over a last axis of 3 took ORT's slow broadcast path in every layer.
+  const pastMasks = new Map<number, string>();
+  const pastMaskFor = (groups: number): string => {
+    let m = pastMasks.get(groups);
+    if (!m) {
+      const columns = b.op('Mul', `${ns}/past_mask/Mul_${groups}`, [newLen, i64(`groups_${groups}`, [BigInt(groups)], [])]);
+      const shape = b.op('Concat', `${ns}/past_mask/Concat_${groups}`, [
+        b.op('Unsqueeze', `${ns}/past_mask/Unsqueeze_capacity_${groups}`, [capacity, axis0]),
+        b.op('Unsqueeze', `${ns}/past_mask/Unsqueeze_columns_${groups}`, [columns, axis0]),
+      ], { axis: 0 });
+      m = b.op('Expand', `${ns}/past_mask/Expand_${groups}`, [pastMask, shape]);
+      // Only these nodes: layer nodes may be pending in the builder.
+      commonNodes.push(...b.nodes.splice(b.nodes.length - 5));
+      pastMasks.set(groups, m);
+    }
+    return m;
+  };
   const causalFor = (groups: number): string => {
     let m = groupMasks.get(groups);
     if (!m) {
@@ -323,7 +341,7 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
         mask,
       ]);
     const probs = b.op('Softmax', `${p}/Softmax`, [
-      b.op('Concat', `${p}/scores/Concat`, [scores(pastKey, pastMask, 'past_scores'), scores(newKey, causalFor(groups), 'new_scores')], { axis: 2 }),
+      b.op('Concat', `${p}/scores/Concat`, [scores(pastKey, pastMaskFor(groups), 'past_scores'), scores(newKey, causalFor(groups), 'new_scores')], { axis: 2 }),
     ], { axis: 2 });
     const pPast = `${p}/probs/Split/output_0`;
     const pNew = `${p}/probs/Split/output_1`;
@@ -366,7 +384,7 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
 export function newPositionsDerivation(io: NewPositionsIo): Derivation {
   return {
     variant: 'new-positions',
-    version: 4,
+    version: 5,
     rewrite: (model) => {
       const embedding = moveEmbeddingOutOfGraph(model, io.inputIds);
       rewriteAttentionForNewPositions(model, io);
