@@ -197,8 +197,8 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
   const zeroF = b.constant(`${ns}/zero_f`, DType.FLOAT, [], new Float32Array([0]));
   const maskedF = b.constant(`${ns}/masked_f`, DType.FLOAT, [], new Float32Array([MASKED]));
 
-  // Lengths: new positions S from input_ids, total T from attention_mask, past P = T - S, and the
-  // capacity of the KV buffers that were fed in.
+  // Lengths: new positions S, total T from attention_mask, past P = T - S, and the capacity of the
+  // KV buffers that were fed in.
   const firstPastKey = attentions[0].input?.[3];
   if (!firstPastKey) throw new Error('GroupQueryAttention without past_key');
   const scalarAt = (tensor: string, axis: number, name: string) => b.op('Gather', `${ns}/${name}/Gather`, [b.op('Shape', `${ns}/${name}/Shape`, [tensor]), i64(`axis_index_${axis}`, [BigInt(axis)], [])], { axis: 0 });
@@ -210,7 +210,7 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
   const capacity = scalarAt(firstPastKey, 2, 'capacity');
   const positionIds = b.op('Unsqueeze', `${ns}/position_ids/Unsqueeze`, [b.op('Range', `${ns}/position_ids/Range`, [pastLen, totalLen, one]), axis0]);
   // Buffer rows at or past P hold no position of this sequence yet. Scores are laid out
-  // [positions, query rows], so this is a column.
+  // [key positions, query columns], so this is a column.
   const pastMask = b.op('Unsqueeze', `${ns}/past_mask/Unsqueeze`, [
     b.op('Where', `${ns}/past_mask/Where`, [
       b.op('Less', `${ns}/past_mask/Less`, [b.op('Range', `${ns}/past_mask/Range`, [zero, capacity, one]), pastLen]), zeroF, maskedF,
@@ -229,8 +229,6 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
     b.op('Unsqueeze', `${ns}/split_sizes/Unsqueeze_new`, [newLen, axis0]),
   ], { axis: 0 });
   const commonNodes = b.nodes.splice(0);
-  // Query columns are ordered (group, position): the causal mask repeats once per group.
-  const groupMasks = new Map<number, string>();
   // The past mask expanded to the scores' trailing shape [capacity, groups * new] once per step: a
   // [capacity, 1] column broadcast over a last axis of 3 took ORT's slow broadcast path in every layer.
   const pastMasks = new Map<number, string>();
@@ -249,6 +247,8 @@ export function rewriteAttentionForNewPositions(model: ModelProto, io: NewPositi
     }
     return m;
   };
+  // Query columns are ordered (group, position): the causal mask repeats once per group.
+  const groupMasks = new Map<number, string>();
   const causalFor = (groups: number): string => {
     let m = groupMasks.get(groups);
     if (!m) {
