@@ -50,6 +50,16 @@ function deriveModel(config: LoadedModelConfig, opts: EngineOptions): { derived?
   return { derived: lastPosition(), kvUpdate: 'in-place', kvNote: derived.fallbackReason };
 }
 
+interface LayerNames {
+  pastKey: string;
+  pastValue: string;
+  presentKey: string;
+  presentValue: string;
+  /** The new-positions graph's outputs. */
+  newKey: string;
+  newValue: string;
+}
+
 export class DecoderSession {
   readonly info: ModelInfo;
   /** A run of 1n reused as attention_mask: the mask is all ones for an unpadded sequence. */
@@ -60,6 +70,8 @@ export class DecoderSession {
   /** Reads token embeddings for graphs that take them as input (see embedding-input.ts). */
   private readonly embeddings: EmbeddingReader | undefined;
   private readonly feedsIds: boolean;
+  /** Per-layer KV input and output names, formatted once rather than on every step. */
+  private readonly layerNames: LayerNames[];
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -70,6 +82,15 @@ export class DecoderSession {
   ) {
     this.embeddings = embeddingTable && session.inputNames.includes(INPUTS_EMBEDS) ? new EmbeddingReader(description.modelFile, embeddingTable) : undefined;
     this.feedsIds = session.inputNames.includes(config.io.inputIds);
+    const { io } = config;
+    this.layerNames = Array.from({ length: config.info.numLayers }, (_, i) => ({
+      pastKey: io.pastKey(i),
+      pastValue: io.pastValue(i),
+      presentKey: io.presentKey(i),
+      presentValue: io.presentValue(i),
+      newKey: newPositionsName(io.presentKey(i)),
+      newValue: newPositionsName(io.presentValue(i)),
+    }));
     this.contextLength = Math.min(config.info.contextLength, opts.contextLength ?? Infinity);
     this.info = { ...config.info, contextLength: this.contextLength };
     this.kvGrowthChunk = opts.kvGrowthChunk ?? 256;
@@ -130,9 +151,9 @@ export class DecoderSession {
   }
 
   private checkInputs(): void {
-    const { io, info } = this.config;
+    const { io } = this.config;
     const required = [this.embeddings ? INPUTS_EMBEDS : io.inputIds, io.attentionMask];
-    for (let i = 0; i < info.numLayers; i++) required.push(io.pastKey(i), io.pastValue(i));
+    for (const names of this.layerNames) required.push(names.pastKey, names.pastValue);
     const names = new Set(this.session.inputNames);
     for (const name of required) {
       if (!names.has(name)) throw new ModelConfigError(`model input "${name}" named by genai_config.json is not in ${this.config.modelPath}`);
@@ -143,8 +164,8 @@ export class DecoderSession {
       throw new ModelConfigError(`unsupported model input(s): ${unsupported.join(', ')}`);
     }
     if (this.description.kvUpdate === 'new-positions') {
-      for (let i = 0; i < info.numLayers; i++) {
-        for (const name of [newPositionsName(io.presentKey(i)), newPositionsName(io.presentValue(i))]) {
+      for (const { newKey, newValue } of this.layerNames) {
+        for (const name of [newKey, newValue]) {
           if (!this.session.outputNames.includes(name)) throw new ModelConfigError(`derived output "${name}" is missing from ${this.description.modelFile}`);
         }
       }
@@ -187,7 +208,7 @@ export class DecoderSession {
   }
 
   private async step(seq: SequenceKvCache, tokens: readonly number[]): Promise<Float32Array> {
-    const { io, info } = this.config;
+    const { io } = this.config;
     const past = seq.length;
     const total = past + tokens.length;
     seq.reserve(total);
@@ -210,23 +231,21 @@ export class DecoderSession {
     }
     const newPositions = this.description.kvUpdate === 'new-positions';
     const fetches: Record<string, ort.Tensor | null> = { [io.logits]: null };
-    for (let layer = 0; layer < info.numLayers; layer++) {
-      feeds[io.pastKey(layer)] = seq.keyTensor(layer);
-      feeds[io.pastValue(layer)] = seq.valueTensor(layer);
+    for (const [layer, names] of this.layerNames.entries()) {
+      feeds[names.pastKey] = seq.keyTensor(layer);
+      feeds[names.pastValue] = seq.valueTensor(layer);
       if (newPositions) {
-        fetches[newPositionsName(io.presentKey(layer))] = null;
-        fetches[newPositionsName(io.presentValue(layer))] = null;
+        fetches[names.newKey] = null;
+        fetches[names.newValue] = null;
       } else {
-        fetches[io.presentKey(layer)] = seq.keyTensor(layer);
-        fetches[io.presentValue(layer)] = seq.valueTensor(layer);
+        fetches[names.presentKey] = seq.keyTensor(layer);
+        fetches[names.presentValue] = seq.valueTensor(layer);
       }
     }
     const out = await this.session.run(feeds, fetches);
     if (newPositions) {
-      for (let layer = 0; layer < info.numLayers; layer++) {
-        const keys = out[newPositionsName(io.presentKey(layer))].data as Float32Array;
-        const values = out[newPositionsName(io.presentValue(layer))].data as Float32Array;
-        seq.writeNew(layer, keys, values, past, tokens.length);
+      for (const [layer, names] of this.layerNames.entries()) {
+        seq.writeNew(layer, out[names.newKey].data as Float32Array, out[names.newValue].data as Float32Array, past, tokens.length);
       }
     }
     seq.length = total;
