@@ -197,7 +197,7 @@ export class DecoderSession {
    */
   async forward(seq: SequenceKvCache, tokens: readonly number[]): Promise<Float32Array> {
     if (tokens.length === 0) throw new RangeError('forward needs at least one token');
-    // Reserving once up front avoids regrowing the KV buffers chunk after chunk.
+    // Allocating once up front avoids regrowing the KV buffers chunk after chunk.
     seq.reserve(seq.length + tokens.length);
     let start = 0;
     while (tokens.length - start > this.prefillChunk) {
@@ -211,7 +211,7 @@ export class DecoderSession {
     const { io } = this.config;
     const past = seq.length;
     const total = past + tokens.length;
-    seq.reserve(total);
+    seq.fit(total);
 
     const feeds: Record<string, ort.Tensor> = {
       [io.attentionMask]: new ort.Tensor('int64', this.onesOf(total), [1, total]),

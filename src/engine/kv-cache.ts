@@ -7,7 +7,8 @@
  * - the export's own GroupQueryAttention, fed the same buffer as `past_*` and `present_*`,
  *   appends in place (its shared-buffer mode), though onnxruntime-node then copies the whole
  *   buffer out.
- * Capacity grows in chunks and is never sized to the model's full context.
+ * Buffers grow in chunks and are never sized to the model's full context. A long prompt allocates
+ * once; the layout the graph sees still widens chunk by chunk, in place.
  *
  * Keeping this per sequence (not per session) is what continuous batching and prefix reuse
  * build on: a scheduler can hold many of these, fork one, or truncate one to a shared prefix.
@@ -23,7 +24,14 @@ export interface KvShape {
 export class SequenceKvCache {
   /** Positions already written (the past length for the next step). */
   length = 0;
+  /**
+   * Positions per head block: the layout's stride, and the past length the graph is fed. Attention
+   * runs over all of it (rows past `length` are masked), so it grows with the sequence even when
+   * the backing buffers were allocated for a whole prompt up front.
+   */
   private capacity = 0;
+  /** Positions the backing buffers hold; the layout widens in place up to this without allocating. */
+  private allocated = 0;
   private keys: Float32Array[] = [];
   private values: Float32Array[] = [];
   private keyTensors: ort.Tensor[] = [];
@@ -38,48 +46,87 @@ export class SequenceKvCache {
   ) {}
 
   get allocatedPositions(): number {
+    return this.allocated;
+  }
+
+  /** Positions the graph currently sees per head (the buffers' layout stride). */
+  get visiblePositions(): number {
     return this.capacity;
   }
 
   /** Bytes held by this sequence's buffers. */
   get bytes(): number {
-    return this.capacity * this.shape.numLayers * 2 * this.shape.numKvHeads * this.shape.headSize * 4;
+    return this.allocated * this.shape.numLayers * 2 * this.shape.numKvHeads * this.shape.headSize * 4;
   }
 
-  /** Makes room for `total` positions, keeping what is cached. */
-  reserve(total: number): void {
-    if (total <= this.capacity) return;
+  private roundUp(total: number): number {
     if (total > this.maxPositions) {
       throw new RangeError(`sequence of ${total} positions exceeds the context of ${this.maxPositions}`);
     }
-    const chunk = this.growthChunk;
-    const next = Math.min(this.maxPositions, Math.ceil(total / chunk) * chunk);
-    const { numLayers, numKvHeads, headSize } = this.shape;
-    const dims = [1, numKvHeads, next, headSize];
-    const valueDims = this.valuesTransposed ? [1, numKvHeads, headSize, next] : dims;
-    for (let layer = 0; layer < numLayers; layer++) {
-      this.keys[layer] = this.regrow(this.keys[layer], next, false);
-      this.values[layer] = this.regrow(this.values[layer], next, this.valuesTransposed);
-      this.keyTensors[layer] = new ort.Tensor('float32', this.keys[layer], dims);
-      this.valueTensors[layer] = new ort.Tensor('float32', this.values[layer], valueDims);
-    }
-    this.capacity = next;
+    return Math.min(this.maxPositions, Math.ceil(total / this.growthChunk) * this.growthChunk);
   }
 
-  private regrow(old: Float32Array | undefined, next: number, transposed: boolean): Float32Array {
-    const { numKvHeads, headSize } = this.shape;
-    const grown = new Float32Array(numKvHeads * next * headSize);
-    if (old && this.length > 0) {
-      // Rows of `length` positions (transposed) or blocks of `length` rows (not), one per head.
-      const rows = transposed ? numKvHeads * headSize : numKvHeads;
-      const oldStride = transposed ? this.capacity : this.capacity * headSize;
-      const newStride = transposed ? next : next * headSize;
-      const used = transposed ? this.length : this.length * headSize;
-      for (let r = 0; r < rows; r++) {
-        grown.set(old.subarray(r * oldStride, r * oldStride + used), r * newStride);
-      }
+  /**
+   * Allocates room for `total` positions, keeping what is cached, without widening the layout the
+   * graph sees: a long prompt allocates once, and its first chunks still attend over a short past.
+   */
+  reserve(total: number): void {
+    if (total <= this.allocated) return;
+    const next = this.roundUp(total);
+    const { numLayers, numKvHeads, headSize } = this.shape;
+    // The layout at the current stride is a prefix of the buffer, so growing is one copy.
+    const used = numKvHeads * this.capacity * headSize;
+    const grow = (old: Float32Array | undefined) => {
+      const grown = new Float32Array(numKvHeads * next * headSize);
+      if (old && this.length > 0) grown.set(old.subarray(0, used));
+      return grown;
+    };
+    for (let layer = 0; layer < numLayers; layer++) {
+      this.keys[layer] = grow(this.keys[layer]);
+      this.values[layer] = grow(this.values[layer]);
     }
-    return grown;
+    this.allocated = next;
+    this.wrap();
+  }
+
+  /** Makes the layout hold `total` positions (allocating if needed) before a step that reaches `total`. */
+  fit(total: number): void {
+    if (total <= this.capacity) return;
+    this.reserve(total);
+    const next = Math.min(this.allocated, this.roundUp(total));
+    for (let layer = 0; layer < this.shape.numLayers; layer++) {
+      this.widen(this.keys[layer], next, false);
+      this.widen(this.values[layer], next, this.valuesTransposed);
+    }
+    this.capacity = next;
+    this.wrap();
+  }
+
+  /**
+   * Moves each row of cached positions (a head's block, or a (head, dim) row when transposed) from
+   * the current stride to `next`, last row first: a row's new place starts past every earlier
+   * row's old place, so nothing is overwritten before it moves.
+   */
+  private widen(buffer: Float32Array, next: number, transposed: boolean): void {
+    if (this.length === 0) return;
+    const { numKvHeads, headSize } = this.shape;
+    const rows = transposed ? numKvHeads * headSize : numKvHeads;
+    const oldStride = transposed ? this.capacity : this.capacity * headSize;
+    const newStride = transposed ? next : next * headSize;
+    const used = transposed ? this.length : this.length * headSize;
+    for (let r = rows - 1; r > 0; r--) buffer.copyWithin(r * newStride, r * oldStride, r * oldStride + used);
+  }
+
+  private wrap(): void {
+    const { numLayers, numKvHeads, headSize } = this.shape;
+    const capacity = this.capacity;
+    const dims = [1, numKvHeads, capacity, headSize];
+    const valueDims = this.valuesTransposed ? [1, numKvHeads, headSize, capacity] : dims;
+    const size = numKvHeads * capacity * headSize;
+    for (let layer = 0; layer < numLayers; layer++) {
+      this.keyTensors[layer] = new ort.Tensor('float32', this.keys[layer].subarray(0, size), dims);
+      this.valueTensors[layer] = new ort.Tensor('float32', this.values[layer].subarray(0, size), valueDims);
+    }
   }
 
   keyTensor(layer: number): ort.Tensor {
@@ -128,6 +175,7 @@ export class SequenceKvCache {
     this.keyTensors = [];
     this.valueTensors = [];
     this.capacity = 0;
+    this.allocated = 0;
     this.length = 0;
   }
 }
