@@ -9,9 +9,11 @@
  *     by a request cap and a time cap; p50/p90/p99 and aggregate output tok/s per level;
  *  2. autocannon on non-streaming /v1/completions (small max_tokens) and on /health, bounded by
  *     duration and a request cap;
- * stops the server (SIGTERM, always), then
- *  3. runs the Engine directly (same model, same prompts, greedy, eos banned) and reports HTTP
- *     streaming tok/s at concurrency 1 as a ratio of the engine's.
+ *  3. loads the Engine in this process (same model, greedy, eos banned) and runs pairs at
+ *     concurrency 1: one HTTP streaming request and one direct engine generation on the same
+ *     prompt, back to back, in alternating order, so that both sides of a pair see the same load
+ *     on a shared machine; reports HTTP tok/s as a ratio of the engine's, the median over pairs;
+ * then stops the server (SIGTERM, always).
  * Writes bench/results/http-<model>.json, .md and .svg.
  *
  * Defaults are sized for phi4-mini-shape on a 2-core machine (decode ~5-9 tok/s, prefill ~30 tok/s):
@@ -29,7 +31,7 @@ import { parseArgs } from 'node:util';
 import { loadModelConfig } from '../src/engine/model-config.ts';
 import { ChatTokenizer } from '../src/tokenizer/tokenizer.ts';
 import { runCannon, type CannonSummary } from './lib/autocannon-run.ts';
-import { runEngineDirect, type EngineDirectResult } from './lib/engine-direct.ts';
+import { loadDirectEngine, type DirectEngine, type EngineDirectResult, type EngineRun } from './lib/engine-direct.ts';
 import { runLevel } from './lib/load.ts';
 import { buildPrompt, type BuiltPrompt } from './lib/prompts.ts';
 import { writeReport, type Comparison, type HttpBenchReport, type LevelRecord, type RequestRecord, type SkippedLevel } from './lib/report.ts';
@@ -59,7 +61,8 @@ const HELP = `npm run bench:http -- [options]
   --ac-max-tokens N        max_tokens of the autocannon completions (default 8)
   --skip-autocannon        skip autocannon
   --skip-engine            skip the direct engine comparison
-  --engine-runs N          engine runs per short prompt (default 3; long prompts: 1)
+  --pairs N                HTTP/engine pairs per short prompt length (default 4)
+  --long-pairs N           HTTP/engine pairs per long prompt length (default 2)
   --budget-min M           whole-run cap: no new level starts after M minutes (default 30)
   --ready-timeout-s S      cap on server start + model load (default 600)
   --out DIR                output folder (default bench/results)
@@ -87,7 +90,8 @@ const { values: v } = parseArgs({
     'ac-max-tokens': { type: 'string', default: '8' },
     'skip-autocannon': { type: 'boolean', default: false },
     'skip-engine': { type: 'boolean', default: false },
-    'engine-runs': { type: 'string', default: '3' },
+    pairs: { type: 'string', default: '4' },
+    'long-pairs': { type: 'string', default: '2' },
     'budget-min': { type: 'string', default: '30' },
     'ready-timeout-s': { type: 'string', default: '600' },
     out: { type: 'string', default: 'bench/results' },
@@ -139,7 +143,8 @@ const requestTimeoutS = int('request-timeout-s', v['request-timeout-s']);
 const acDurationS = v['ac-duration-s'] !== undefined ? int('ac-duration-s', v['ac-duration-s']) : undefined;
 const acConnections = int('ac-connections', v['ac-connections']);
 const acMaxTokens = int('ac-max-tokens', v['ac-max-tokens']);
-const engineRuns = int('engine-runs', v['engine-runs']);
+const pairs = int('pairs', v.pairs);
+const longPairs = int('long-pairs', v['long-pairs']);
 const budgetMs = int('budget-min', v['budget-min']) * 60_000;
 const readyTimeoutMs = int('ready-timeout-s', v['ready-timeout-s']) * 1000;
 const outDir = resolve(ROOT, v.out);
@@ -204,7 +209,7 @@ if (v.plan) {
   for (const k of skipped) console.log(`~${k.promptTarget}-token prompts, concurrency ${k.concurrency}: not run (${k.reason})`);
   console.log(
     `then autocannon ${v['skip-autocannon'] ? 'skipped' : `(/v1/completions ${acDurationS ?? 30} s, /health ${acDurationS ?? 10} s)`}, ` +
-      `then the engine directly ${v['skip-engine'] ? 'skipped' : `(${engineRuns} run(s) per short prompt, 1 per long prompt)`}; ` +
+      `then HTTP/engine pairs ${v['skip-engine'] ? 'skipped' : `(${pairs} per short prompt length, ${longPairs} per long one)`}; ` +
       `whole-run budget ${v['budget-min']} min`,
   );
   process.exit(0);
@@ -334,6 +339,94 @@ async function runStreamingLevel(plan: Plan, s: RunningServer): Promise<LevelRec
   }
 }
 
+// ---- 3: HTTP vs the engine, in pairs -------------------------------------------------------
+let engineDirect: EngineDirectResult | null = null;
+const comparisons: Comparison[] = [];
+
+/**
+ * One HTTP streaming request and one direct engine generation on the same prompt, back to back,
+ * HTTP first in even pairs and the engine first in odd ones. On a shared 2-core host the speed
+ * drifts by ±20% over minutes, so comparing runs minutes apart measured the drift; within a pair
+ * both sides see the same load, and the ratio reported is the median of the pairs' ratios.
+ */
+async function runPairs(s: RunningServer): Promise<void> {
+  const targets = promptTargets.filter((t) => streaming.some((l) => l.promptTarget === t && l.concurrency === 1 && l.ok > 0));
+  if (targets.length === 0) return;
+  if (overBudget()) {
+    notes.push(`HTTP/engine pairs skipped: whole-run budget of ${v['budget-min']} min reached`);
+    return;
+  }
+  log('pairs: loading the Engine in this process beside the idle server');
+  const engine: DirectEngine = await loadDirectEngine(modelDir, threads, tokenizer.encode(buildPrompt(tokenizer, 32, 7).text), requestTimeoutS * 1000);
+  log(`engine loaded in ${engine.loadSeconds.toFixed(1)} s`);
+  const runs: EngineRun[] = [];
+  engineDirect = { loadSeconds: engine.loadSeconds, runs };
+  try {
+    for (const target of targets) {
+      const count = target >= longMin ? longPairs : pairs;
+      const done: { http: RequestRecord; engine: EngineRun }[] = [];
+      for (let i = 0; i < count && !interrupted; i++) {
+        if (overBudget()) {
+          notes.push(`~${target} tok: ${done.length} of ${count} HTTP/engine pairs run before the whole-run budget of ${v['budget-min']} min`);
+          break;
+        }
+        // Prompts of their own (index 100+), so the server holds no state from the streaming levels' requests.
+        const prompt = promptFor(target, 1, 100 + i);
+        const viaHttp = async () =>
+          toRecord(i, await streamCompletion({ host: s.host, port: s.port, path: '/v1/completions', timeoutMs: requestTimeoutS * 1000, body: completionBody(prompt.text, maxTokens, true) }));
+        const direct = () => engine.run(String(target), tokenizer.encode(prompt.text), maxTokens, requestTimeoutS * 1000);
+        let h: RequestRecord;
+        let e: EngineRun;
+        if (i % 2 === 0) {
+          h = await viaHttp();
+          e = await direct();
+        } else {
+          e = await direct();
+          h = await viaHttp();
+        }
+        if (!h.ok) {
+          errors.push(`~${target} tok, pair ${i}: HTTP request failed: ${h.error}`);
+          continue;
+        }
+        runs.push(e);
+        done.push({ http: h, engine: e });
+        log(
+          `  pair ${i + 1}/${count} ~${target} tok: decode HTTP ${h.decodeTokS?.toFixed(2) ?? 'n/a'} / engine ${e.decodeTokS.toFixed(2)} tok/s, ` +
+            `TTFT ${((h.ttftMs ?? NaN) / 1000).toFixed(2)} / ${(e.ttftMs / 1000).toFixed(2)} s`,
+        );
+        if (h.promptTokens !== null && h.promptTokens !== e.promptTokens) {
+          notes.push(`~${target} tok, pair ${i}: the engine saw ${e.promptTokens} prompt tokens, the server reported ${h.promptTokens}.`);
+        }
+      }
+      if (done.length === 0) continue;
+      const decodeRatios = done.map((d) => (d.http.decodeTokS ?? NaN) / d.engine.decodeTokS);
+      const outputRatios = done.map((d) => (d.http.outputTokS ?? NaN) / d.engine.outputTokS);
+      comparisons.push({
+        promptTarget: target,
+        promptTokens: done[0].engine.promptTokens,
+        engineRuns: done.length,
+        httpRuns: done.length,
+        engine: {
+          ttftMs: median(done.map((d) => d.engine.ttftMs)),
+          decodeTokS: median(done.map((d) => d.engine.decodeTokS)),
+          outputTokS: median(done.map((d) => d.engine.outputTokS)),
+          overheadMsPerToken: median(done.map((d) => d.engine.timings.overheadMsPerToken)),
+        },
+        http: {
+          ttftMs: median(done.map((d) => d.http.ttftMs ?? NaN)),
+          decodeTokS: median(done.map((d) => d.http.decodeTokS ?? NaN)),
+          outputTokS: median(done.map((d) => d.http.outputTokS ?? NaN)),
+        },
+        decodeRatio: median(decodeRatios),
+        outputRatio: median(outputRatios),
+        pairDecodeRatios: decodeRatios.map((x) => round(x, 3) ?? NaN),
+      });
+    }
+  } finally {
+    await engine.close();
+  }
+}
+
 // ---- 1 + 2: the server ---------------------------------------------------------------------
 try {
   log(`starting the server on ${HOST} (model ${modelDir}, --threads ${threads}, --max-queue ${maxQueue})`);
@@ -403,7 +496,9 @@ try {
       'autocannon counts only responses that complete within its duration; requests still queued on the server when it stops are not counted.',
     );
   }
+  // Read before the pairs: the peak of serving, not of idling beside a second engine.
   serverPeakRssGB = peakRssGB(server.pid);
+  if (!v['skip-engine'] && !interrupted) await runPairs(server);
 } catch (err) {
   errors.push((err as Error).message.split('\n')[0]);
   console.error(err);
@@ -412,71 +507,6 @@ try {
   if (server) {
     const code = await server.stop();
     log(`server stopped (exit code ${code})`);
-  }
-}
-
-// ---- 3: the engine directly, same prompts ---------------------------------------------------
-let engineDirect: EngineDirectResult | null = null;
-const comparisons: Comparison[] = [];
-const c1Levels = streaming.filter((l) => l.concurrency === 1 && l.ok > 0);
-if (!v['skip-engine'] && !interrupted && c1Levels.length > 0) {
-  if (overBudget()) {
-    notes.push(`engine comparison skipped: whole-run budget of ${v['budget-min']} min reached`);
-  } else {
-    // Run i at a prompt length uses the prompt of the i-th successful HTTP request at concurrency 1.
-    const enginePrompts = c1Levels.flatMap((l) => {
-      const runs = l.promptTarget >= longMin ? 1 : engineRuns;
-      const okIdx = l.requests.filter((r) => r.ok).map((r) => r.index);
-      return Array.from({ length: runs }, (_, i) => ({
-        label: String(l.promptTarget),
-        ids: tokenizer.encode(promptFor(l.promptTarget, 1, okIdx[i % okIdx.length]).text),
-        runs: 1,
-      }));
-    });
-    try {
-      log('engine direct: loading the Engine in this process (server stopped)');
-      const remaining = Math.max(0, budgetMs - (performance.now() - runStart));
-      engineDirect = await runEngineDirect({
-        modelDir,
-        threads,
-        maxTokens,
-        prompts: enginePrompts,
-        timeoutMs: requestTimeoutS * 1000,
-        budgetMs: remaining,
-        log,
-      });
-    } catch (err) {
-      errors.push(`engine direct: ${(err as Error).message}`);
-      console.error(err);
-    }
-    for (const l of c1Levels) {
-      const runs = engineDirect?.runs.filter((r) => r.label === String(l.promptTarget)) ?? [];
-      if (runs.length === 0) continue;
-      const ok = l.requests.filter((r) => r.ok);
-      const httpDecode = median(ok.map((r) => r.decodeTokS).filter((x): x is number => x !== null));
-      const httpOutput = median(ok.map((r) => r.outputTokS).filter((x): x is number => x !== null));
-      const engDecode = median(runs.map((r) => r.decodeTokS).filter(Number.isFinite));
-      const engOutput = median(runs.map((r) => r.outputTokS));
-      const serverPrompt = ok[0].promptTokens;
-      if (serverPrompt !== null && runs[0].promptTokens !== serverPrompt) {
-        notes.push(`~${l.promptTarget} tok: the engine saw ${runs[0].promptTokens} prompt tokens, the server reported ${serverPrompt}.`);
-      }
-      comparisons.push({
-        promptTarget: l.promptTarget,
-        promptTokens: runs[0].promptTokens,
-        engineRuns: runs.length,
-        httpRuns: ok.length,
-        engine: {
-          ttftMs: median(runs.map((r) => r.ttftMs)),
-          decodeTokS: engDecode,
-          outputTokS: engOutput,
-          overheadMsPerToken: median(runs.map((r) => r.timings.overheadMsPerToken)),
-        },
-        http: { ttftMs: median(ok.map((r) => r.ttftMs).filter((x): x is number => x !== null)), decodeTokS: httpDecode, outputTokS: httpOutput },
-        decodeRatio: httpDecode / engDecode,
-        outputRatio: httpOutput / engOutput,
-      });
-    }
   }
 }
 

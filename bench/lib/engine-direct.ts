@@ -2,15 +2,11 @@
  * The same generations without HTTP: our Engine loaded in this process (its own worker thread),
  * greedy, eos banned through logitBias, timed the way the HTTP client times a stream: from just
  * before generate() to the first token event (TTFT), between token events, and to `done`.
+ * bench:http alternates these with HTTP requests while the server is up, so that both sides of a
+ * pair see the same machine load.
  */
 import { Engine } from '../../src/engine/engine.ts';
 import { DEFAULT_SAMPLING, type GenerationTimings } from '../../src/engine/types.ts';
-
-export interface EnginePrompt {
-  label: string;
-  ids: readonly number[];
-  runs: number;
-}
 
 export interface EngineRun {
   label: string;
@@ -30,19 +26,6 @@ export interface EngineRun {
 export interface EngineDirectResult {
   loadSeconds: number;
   runs: EngineRun[];
-}
-
-export interface EngineDirectOptions {
-  modelDir: string;
-  /** 0: ORT decides (as the server's --threads 0). */
-  threads: number;
-  maxTokens: number;
-  prompts: EnginePrompt[];
-  /** Per generation. */
-  timeoutMs: number;
-  /** Nothing new starts after this (ms since the call). */
-  budgetMs: number;
-  log?: (line: string) => void;
 }
 
 async function generateOnce(engine: Engine, label: string, ids: readonly number[], maxTokens: number, timeoutMs: number): Promise<EngineRun> {
@@ -82,35 +65,28 @@ async function generateOnce(engine: Engine, label: string, ids: readonly number[
   throw new Error('engine stream ended without done');
 }
 
-export async function runEngineDirect(opts: EngineDirectOptions): Promise<EngineDirectResult> {
-  const log = opts.log ?? (() => {});
-  const start = performance.now();
+/** Our Engine loaded in this process, warmed up, ready to time generations one at a time. */
+export interface DirectEngine {
+  loadSeconds: number;
+  run(label: string, ids: readonly number[], maxTokens: number, timeoutMs: number): Promise<EngineRun>;
+  close(): Promise<void>;
+}
+
+export async function loadDirectEngine(modelDir: string, threads: number, warmupIds: readonly number[], timeoutMs: number): Promise<DirectEngine> {
   const t0 = performance.now();
   // The options the server passes (src/app.ts): model folder and threads, nothing else.
-  const engine = await Engine.load({ modelDir: opts.modelDir, threads: opts.threads });
+  const engine = await Engine.load({ modelDir, threads });
   const loadSeconds = (performance.now() - t0) / 1000;
-  log(`engine loaded in ${loadSeconds.toFixed(1)} s`);
-  const runs: EngineRun[] = [];
   try {
     // Warm-up (not recorded): first-run allocations and kernel selection, as the server's warm-up request.
-    const warm = opts.prompts[0]?.ids.slice(0, 32) ?? [];
-    if (warm.length > 0) await generateOnce(engine, 'warmup', warm, Math.min(4, opts.maxTokens), opts.timeoutMs);
-    for (const p of opts.prompts) {
-      for (let i = 0; i < p.runs; i++) {
-        if (performance.now() - start > opts.budgetMs) {
-          log(`engine: time budget reached, skipping the rest`);
-          return { loadSeconds, runs };
-        }
-        const r = await generateOnce(engine, p.label, p.ids, opts.maxTokens, opts.timeoutMs);
-        runs.push(r);
-        log(
-          `engine ~${p.label}-token prompt (${p.ids.length} tokens): TTFT ${(r.ttftMs / 1000).toFixed(2)} s, ` +
-            `decode ${r.decodeTokS.toFixed(2)} tok/s, ${r.completionTokens} tokens in ${(r.e2eMs / 1000).toFixed(2)} s`,
-        );
-      }
-    }
-  } finally {
+    if (warmupIds.length > 0) await generateOnce(engine, 'warmup', warmupIds, 4, timeoutMs);
+  } catch (err) {
     await engine.close();
+    throw err;
   }
-  return { loadSeconds, runs };
+  return {
+    loadSeconds,
+    run: (label, ids, maxTokens, runTimeoutMs) => generateOnce(engine, label, ids, maxTokens, runTimeoutMs),
+    close: () => engine.close(),
+  };
 }

@@ -66,9 +66,11 @@ export interface Comparison {
   httpRuns: number;
   engine: { ttftMs: number; decodeTokS: number; outputTokS: number; overheadMsPerToken: number };
   http: { ttftMs: number; decodeTokS: number; outputTokS: number };
-  /** HTTP / engine. */
+  /** HTTP / engine: the median over pairs of each pair's ratio. */
   decodeRatio: number;
   outputRatio: number;
+  /** Each pair's HTTP / engine decode ratio, in the order run. */
+  pairDecodeRatios: number[];
 }
 
 export interface HttpBenchReport {
@@ -163,19 +165,20 @@ export function markdownReport(r: HttpBenchReport): string {
   out.push('');
 
   if (r.comparisons.length > 0) {
-    out.push('### HTTP streaming vs the engine called directly (concurrency 1, same prompts, same run)');
+    out.push('### HTTP streaming vs the engine called directly (concurrency 1, in pairs)');
     out.push('');
     out.push(
-      'Engine: `Engine.load` in the benchmark process (after the server stopped), greedy, eos banned through `logitBias`, ' +
-        'timed like the HTTP client (before `generate()` → first token event → `done`). Medians over runs.',
+      'Engine: `Engine.load` in the benchmark process beside the idle server, greedy, eos banned through `logitBias`, ' +
+        'timed like the HTTP client (before `generate()` → first token event → `done`). Each pair is one HTTP request and one ' +
+        'engine generation on the same prompt, back to back, the order alternating; ratios are medians of the pairs\' ratios.',
     );
     out.push('');
-    out.push('| prompt tokens | runs (engine / HTTP) | TTFT engine / HTTP (s) | decode tok/s engine / HTTP | HTTP / engine (decode) | output tok/s engine / HTTP | HTTP / engine (output) | engine work outside session.run (ms/token) |');
-    out.push('|---|---|---|---|---|---|---|---|');
+    out.push('| prompt tokens | pairs | TTFT engine / HTTP (s) | decode tok/s engine / HTTP | HTTP / engine (decode) | each pair (decode) | output tok/s engine / HTTP | HTTP / engine (output) | engine work outside session.run (ms/token) |');
+    out.push('|---|---|---|---|---|---|---|---|---|');
     for (const c of r.comparisons) {
       out.push(
-        `| ${c.promptTokens} | ${c.engineRuns} / ${c.httpRuns} | ${secs(c.engine.ttftMs)} / ${secs(c.http.ttftMs)} | ` +
-          `${fx(c.engine.decodeTokS)} / ${fx(c.http.decodeTokS)} | **${fx(c.decodeRatio, 3)}x** | ` +
+        `| ${c.promptTokens} | ${c.engineRuns} | ${secs(c.engine.ttftMs)} / ${secs(c.http.ttftMs)} | ` +
+          `${fx(c.engine.decodeTokS)} / ${fx(c.http.decodeTokS)} | **${fx(c.decodeRatio, 3)}x** | ${(c.pairDecodeRatios ?? []).map((x) => fx(x, 3)).join(', ')} | ` +
           `${fx(c.engine.outputTokS)} / ${fx(c.http.outputTokS)} | ${fx(c.outputRatio, 3)}x | ${fx(c.engine.overheadMsPerToken, 3)} |`,
       );
     }

@@ -297,11 +297,12 @@ function sampleReport(): HttpBenchReport {
         promptTarget: 128,
         promptTokens: 128,
         engineRuns: 2,
-        httpRuns: 4,
+        httpRuns: 2,
         engine: { ttftMs: 4100, decodeTokS: 7.3, outputTokS: 6.9, overheadMsPerToken: 0.4 },
         http: { ttftMs: 4200, decodeTokS: 7.2, outputTokS: 6.8 },
         decodeRatio: 7.2 / 7.3,
         outputRatio: 6.8 / 6.9,
+        pairDecodeRatios: [0.981, 0.992],
       },
     ],
     autocannon: [
@@ -401,7 +402,7 @@ describe('SVG chart and report writers', () => {
       assert.equal(readFileSync(files.md, 'utf8'), markdown);
       assert.match(markdown, /\| 128 \| 1 \| 2 \/ 2 \| 10\.0 \| 6\.80 \| 4\.200 \/ 4\.200 \/ 4\.200 \| 140\.0 \/ 140\.0 \/ 140\.0 \|/);
       assert.match(markdown, /\| ~2048 \| 8 \| not run: long prompt \|/);
-      assert.match(markdown, /\*\*0\.986x\*\*/);
+      assert.match(markdown, /\| 128 \| 2 \| 4\.100 \/ 4\.200 \| 7\.30 \/ 7\.20 \| \*\*0\.986x\*\* \| 0\.981, 0\.992 \|/);
       assert.match(markdown, /\| GET \/health \| 10 \| 10\.0 \| 50000 \| 50000 \/ 0 \/ 0 \| 5000\.0 \| 1 \/ 3 \/ 9 \|/);
       assert.match(markdown, /!\[HTTP benchmark chart\]\(http-phi4_test_\.svg\)/);
       assert.equal(markdownReport(report).split('\n')[0], '## HTTP benchmark — phi4<&>"test" (32 layers, hidden 3072), 2025-01-02');
