@@ -197,8 +197,9 @@ export class DecoderSession {
    */
   async forward(seq: SequenceKvCache, tokens: readonly number[]): Promise<Float32Array> {
     if (tokens.length === 0) throw new RangeError('forward needs at least one token');
-    // Allocating once up front avoids regrowing the KV buffers chunk after chunk.
-    seq.reserve(seq.length + tokens.length);
+    // Allocating once up front avoids regrowing the KV buffers chunk after chunk; the position after
+    // the input is included, so that the first decode step does not reallocate a just-filled cache.
+    seq.reserve(seq.length + tokens.length + 1);
     let start = 0;
     while (tokens.length - start > this.prefillChunk) {
       await this.step(seq, tokens.slice(start, start + this.prefillChunk));

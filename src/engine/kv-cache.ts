@@ -72,49 +72,65 @@ export class SequenceKvCache {
    */
   reserve(total: number): void {
     if (total <= this.allocated) return;
-    const next = this.roundUp(total);
-    const { numLayers, numKvHeads, headSize } = this.shape;
-    // The layout at the current stride is a prefix of the buffer, so growing is one copy.
-    const used = numKvHeads * this.capacity * headSize;
-    const grow = (old: Float32Array | undefined) => {
-      const grown = new Float32Array(numKvHeads * next * headSize);
-      if (old && this.length > 0) grown.set(old.subarray(0, used));
-      return grown;
-    };
-    for (let layer = 0; layer < numLayers; layer++) {
-      this.keys[layer] = grow(this.keys[layer]);
-      this.values[layer] = grow(this.values[layer]);
-    }
-    this.allocated = next;
-    this.wrap();
+    this.grow(this.roundUp(total), this.capacity);
   }
 
   /** Makes the layout hold `total` positions (allocating if needed) before a step that reaches `total`. */
   fit(total: number): void {
     if (total <= this.capacity) return;
-    this.reserve(total);
-    const next = Math.min(this.allocated, this.roundUp(total));
-    for (let layer = 0; layer < this.shape.numLayers; layer++) {
-      this.widen(this.keys[layer], next, false);
-      this.widen(this.values[layer], next, this.valuesTransposed);
+    const next = this.roundUp(total);
+    if (next > this.allocated) {
+      // One copy into the new buffers, straight into the wider layout.
+      this.grow(next, next);
+    } else {
+      for (let layer = 0; layer < this.shape.numLayers; layer++) {
+        this.widen(this.keys[layer], next, false);
+        this.widen(this.values[layer], next, this.valuesTransposed);
+      }
     }
     this.capacity = next;
     this.wrap();
   }
 
+  /** New buffers of `positions`, the cached rows copied in at a stride of `stride` positions. */
+  private grow(positions: number, stride: number): void {
+    const { numLayers, numKvHeads, headSize } = this.shape;
+    for (let layer = 0; layer < numLayers; layer++) {
+      const keys = new Float32Array(numKvHeads * positions * headSize);
+      const values = new Float32Array(numKvHeads * positions * headSize);
+      if (this.length > 0) {
+        this.copyRows(this.keys[layer], keys, stride, false);
+        this.copyRows(this.values[layer], values, stride, this.valuesTransposed);
+      }
+      this.keys[layer] = keys;
+      this.values[layer] = values;
+    }
+    this.allocated = positions;
+    this.wrap();
+  }
+
   /**
    * Moves each row of cached positions (a head's block, or a (head, dim) row when transposed) from
-   * the current stride to `next`, last row first: a row's new place starts past every earlier
-   * row's old place, so nothing is overwritten before it moves.
+   * the current stride to `next` within the buffer, last row first: a row's new place starts past
+   * every earlier row's old place, so nothing is overwritten before it moves.
    */
   private widen(buffer: Float32Array, next: number, transposed: boolean): void {
     if (this.length === 0) return;
-    const { numKvHeads, headSize } = this.shape;
-    const rows = transposed ? numKvHeads * headSize : numKvHeads;
-    const oldStride = transposed ? this.capacity : this.capacity * headSize;
-    const newStride = transposed ? next : next * headSize;
-    const used = transposed ? this.length : this.length * headSize;
+    const { rows, oldStride, newStride, used } = this.rowLayout(next, transposed);
     for (let r = rows - 1; r > 0; r--) buffer.copyWithin(r * newStride, r * oldStride, r * oldStride + used);
+  }
+
+  private copyRows(from: Float32Array, to: Float32Array, next: number, transposed: boolean): void {
+    const { rows, oldStride, newStride, used } = this.rowLayout(next, transposed);
+    for (let r = 0; r < rows; r++) to.set(from.subarray(r * oldStride, r * oldStride + used), r * newStride);
+  }
+
+  /** Rows of cached positions, and their strides now and at a capacity of `next`, in floats. */
+  private rowLayout(next: number, transposed: boolean): { rows: number; oldStride: number; newStride: number; used: number } {
+    const { numKvHeads, headSize } = this.shape;
+    return transposed
+      ? { rows: numKvHeads * headSize, oldStride: this.capacity, newStride: next, used: this.length }
+      : { rows: numKvHeads, oldStride: this.capacity * headSize, newStride: next * headSize, used: this.length * headSize };
   }
 
   private wrap(): void {
