@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { ensureDerivedModel, type DerivedModel } from './derived-model.ts';
 import { EMBEDDING_METADATA_KEY, EmbeddingReader, INPUTS_EMBEDS, type EmbeddingTable } from './embedding-input.ts';
-import { SequenceKvCache } from './kv-cache.ts';
+import { KvBufferPool, SequenceKvCache } from './kv-cache.ts';
 import { lastPositionDerivation } from './last-position-model.ts';
 import { ModelConfigError, loadModelConfig, type LoadedModelConfig } from './model-config.ts';
 import { newPositionsDerivation, newPositionsName } from './new-positions-model.ts';
@@ -72,6 +72,7 @@ export class DecoderSession {
   private readonly feedsIds: boolean;
   /** Per-layer KV input and output names, formatted once rather than on every step. */
   private readonly layerNames: LayerNames[];
+  private readonly kvPool = new KvBufferPool();
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -182,7 +183,12 @@ export class DecoderSession {
   newSequence(): SequenceKvCache {
     const { numLayers, numKvHeads, headSize } = this.info;
     const valuesTransposed = this.description.kvUpdate === 'new-positions';
-    return new SequenceKvCache({ numLayers, numKvHeads, headSize }, this.kvGrowthChunk, this.contextLength, valuesTransposed);
+    return new SequenceKvCache({ numLayers, numKvHeads, headSize }, this.kvGrowthChunk, this.contextLength, valuesTransposed, this.kvPool);
+  }
+
+  /** Drops the KV buffers kept from the last released sequence (call when idle). */
+  dropSpareKv(): void {
+    this.kvPool.clear();
   }
 
   private onesOf(n: number): BigInt64Array {

@@ -25,9 +25,20 @@ try {
 const pending: Extract<ToWorker, { type: 'generate' }>[] = [];
 let busy: Promise<void> | undefined;
 let shuttingDown = false;
+/**
+ * The session keeps the last sequence's KV buffers for the next one (see KvBufferPool); after this
+ * long with nothing to run they are dropped, so an idle server does not hold a long request's cache.
+ */
+const IDLE_KV_DROP_MS = 10_000;
+let idleTimer: NodeJS.Timeout | undefined;
 
 function pump(): Promise<void> {
-  busy ??= drain().finally(() => (busy = undefined));
+  clearTimeout(idleTimer);
+  busy ??= drain().finally(() => {
+    busy = undefined;
+    idleTimer = setTimeout(() => session.dropSpareKv(), IDLE_KV_DROP_MS);
+    idleTimer.unref();
+  });
   return busy;
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { SequenceKvCache } from '../../src/engine/kv-cache.ts';
+import { KvBufferPool, SequenceKvCache } from '../../src/engine/kv-cache.ts';
 
 const shape = { numLayers: 2, numKvHeads: 3, headSize: 4 };
 const { numKvHeads, headSize } = shape;
@@ -79,4 +79,46 @@ test('KV cache: writing past the visible layout is refused', () => {
   seq.reserve(16);
   seq.fit(2);
   assert.throws(() => seq.writeNew(0, ...newRows(0, 3, 2, true), 3, 2), RangeError);
+});
+
+test("KV cache: a released sequence's buffers serve the next sequence that fits in them, and only that one", () => {
+  const pool = new KvBufferPool();
+  const first = new SequenceKvCache(shape, 4, 64, true, pool);
+  first.reserve(10);
+  first.fit(10);
+  for (let layer = 0; layer < shape.numLayers; layer++) first.writeNew(layer, ...newRows(layer, 0, 10, true), 0, 10);
+  first.length = 10;
+  const buffer = (first.keyTensor(0).data as Float32Array).buffer;
+  first.release();
+  first.release();
+  assert.equal(pool.sparePositions, 12);
+
+  const second = new SequenceKvCache(shape, 4, 64, true, pool);
+  second.reserve(5);
+  // The spare set, larger than asked: nothing allocated.
+  assert.equal(second.allocatedPositions, 12);
+  assert.equal(pool.sparePositions, 0);
+  second.fit(5);
+  assert.equal((second.keyTensor(0).data as Float32Array).buffer, buffer);
+  for (let layer = 0; layer < shape.numLayers; layer++) second.writeNew(layer, ...newRows(layer, 0, 5, true), 0, 5);
+  second.length = 5;
+  assertHolds(second, true);
+  // Widening in place and growing past the pooled set keep the rows, as with fresh buffers.
+  for (let at = 5; at < 14; at++) {
+    second.fit(at + 1);
+    for (let layer = 0; layer < shape.numLayers; layer++) second.writeNew(layer, ...newRows(layer, at, 1, true), at, 1);
+    second.length = at + 1;
+    assertHolds(second, true);
+  }
+  assert.equal(second.allocatedPositions, 16);
+  second.release();
+
+  // A spare set too small for the next sequence is dropped, not kept beside the new allocation.
+  const third = new SequenceKvCache(shape, 4, 64, true, pool);
+  third.reserve(30);
+  assert.equal(third.allocatedPositions, 32);
+  assert.equal(pool.sparePositions, 0);
+  third.release();
+  pool.clear();
+  assert.equal(pool.sparePositions, 0);
 });

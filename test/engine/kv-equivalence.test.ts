@@ -75,6 +75,36 @@ for (const kvUpdate of ['new-positions', 'in-place'] as const) {
   });
 }
 
+for (const kvUpdate of ['new-positions', 'in-place'] as const) {
+  test(`tiny-exact, ${kvUpdate} KV: a sequence on a released sequence's buffers gives the logits of one on fresh buffers`, async () => {
+    const session = await DecoderSession.create({ modelDir: FIXTURES['tiny-exact'], threads: 1, kvGrowthChunk: 8, prefillChunk: 8, kvUpdate });
+    try {
+      const run = async (seq: ReturnType<typeof session.newSequence>, prompt: number[]) => {
+        const out = [Float32Array.from(await session.forward(seq, prompt))];
+        for (let i = 0; i < 6; i++) out.push(Float32Array.from(await session.forward(seq, [argmax(out[out.length - 1])])));
+        return out;
+      };
+      // A longer first sequence, so the second one's buffers hold its rows past the second's length.
+      const first = session.newSequence();
+      await run(first, Array.from({ length: 37 }, (_, i) => 900 + i * 13));
+      const used = first.allocatedPositions;
+      first.release();
+      const prompt = Array.from({ length: 11 }, (_, i) => 4000 + i * 17);
+      const reused = session.newSequence();
+      const onReused = await run(reused, prompt);
+      assert.equal(reused.allocatedPositions, used);
+      reused.release();
+      session.dropSpareKv();
+      const fresh = session.newSequence();
+      const onFresh = await run(fresh, prompt);
+      assert.ok(fresh.allocatedPositions < used);
+      for (const [i, logits] of onFresh.entries()) assert.ok(maxAbsDiff(onReused[i], logits) <= 1e-6, `step ${i}: ${maxAbsDiff(onReused[i], logits)}`);
+    } finally {
+      await session.release();
+    }
+  });
+}
+
 test('the KV buffer grows with the sequence, never to the model context', async () => {
   const session = await DecoderSession.create({ modelDir: FIXTURES.tiny, threads: 1, kvGrowthChunk: 16 });
   try {
