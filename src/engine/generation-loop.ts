@@ -18,6 +18,8 @@ export async function runGeneration(session: DecoderSession, req: GenerationRequ
   const started = performance.now();
   let runMs = 0;
   let prefillMs = 0;
+  /** runMs when the first token was sampled: what the prompt's steps took. */
+  let prefillRunMs = 0;
   let completionTokens = 0;
   let finishReason: FinishReason | undefined;
   let error: string | undefined;
@@ -51,7 +53,10 @@ export async function runGeneration(session: DecoderSession, req: GenerationRequ
       while (finishReason === undefined) {
         const choice = sampler.sample(logits, sampleOpts);
         completionTokens++;
-        if (completionTokens === 1) prefillMs = performance.now() - started;
+        if (completionTokens === 1) {
+          prefillMs = performance.now() - started;
+          prefillRunMs = runMs;
+        }
         const stop = firstStop(criteria, { tokenId: choice.id, completionTokens });
         if (stop !== 'stop') hooks.emit({ type: 'token', id: choice.id, logprob: choice.logprob, top: choice.top });
         if (stop) {
@@ -74,6 +79,9 @@ export async function runGeneration(session: DecoderSession, req: GenerationRequ
   }
 
   const totalMs = performance.now() - started;
+  const decodeMs = completionTokens > 0 ? totalMs - prefillMs : 0;
+  // Per decode step, so the request's one-off setup (sampler, sequence) is not spread over its tokens.
+  const decodeSteps = completionTokens - 1;
   hooks.emit({
     type: 'done',
     finishReason,
@@ -81,8 +89,8 @@ export async function runGeneration(session: DecoderSession, req: GenerationRequ
     completionTokens,
     timings: {
       prefillMs,
-      decodeMs: completionTokens > 0 ? totalMs - prefillMs : 0,
-      overheadMsPerToken: completionTokens > 0 ? (totalMs - runMs) / completionTokens : 0,
+      decodeMs,
+      overheadMsPerToken: decodeSteps > 0 ? (decodeMs - (runMs - prefillRunMs)) / decodeSteps : 0,
     },
     ...(error !== undefined ? { error } : {}),
   });

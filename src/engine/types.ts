@@ -60,7 +60,10 @@ export interface GenerationTimings {
   prefillMs: number;
   /** Time spent in decode steps after the first token. */
   decodeMs: number;
-  /** Time spent outside session.run per token (sampling, bookkeeping), averaged. */
+  /**
+   * Time outside the model steps per decode step (sampling, handing the token out, bookkeeping),
+   * averaged over the steps after the first token; 0 when there were none.
+   */
   overheadMsPerToken: number;
 }
 

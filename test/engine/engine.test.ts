@@ -47,6 +47,19 @@ test('generates max_tokens tokens and reports usage', async () => {
   assert.deepEqual(engine.stats(), { running: 0, kvTokensInUse: 0 });
 });
 
+test('timings split the generation: prefill, then decode with its time outside the model steps per step', async () => {
+  const t0 = performance.now();
+  const one = await collect(engine.generate(request({ temperature: 0 }, 1)));
+  const { done } = await collect(engine.generate(request({ temperature: 1, seed: 3 }, 12)));
+  const wall = performance.now() - t0;
+  // A single token has no decode step to average over.
+  assert.equal(one.done.timings.overheadMsPerToken, 0);
+  const { prefillMs, decodeMs, overheadMsPerToken } = done.timings;
+  assert.ok(prefillMs > 0 && decodeMs > 0 && prefillMs + decodeMs <= wall, JSON.stringify(done.timings));
+  // Sampling 11 tokens from 200k logits takes measurable time, and the steps' share is outside it.
+  assert.ok(overheadMsPerToken > 0 && overheadMsPerToken * 11 < decodeMs, JSON.stringify(done.timings));
+});
+
 test('same seed and request give the same tokens; another seed differs', async () => {
   const a = await collect(engine.generate(request({ temperature: 1, seed: 42 })));
   const b = await collect(engine.generate(request({ temperature: 1, seed: 42 })));
