@@ -245,6 +245,30 @@ function peakRssGB(pid: number): number | null {
   }
 }
 
+/** VmRSS of a process in GB (GiB, as VmHWM above), null if unreadable. */
+function rssGB(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 ** 2 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Samples a process's RSS every 250 ms until stopped; returns the highest seen. */
+function watchRss(pid: number): () => number | null {
+  let peak: number | null = rssGB(pid);
+  const timer = setInterval(() => {
+    const now = rssGB(pid);
+    if (now !== null && (peak === null || now > peak)) peak = now;
+  }, 250);
+  return () => {
+    clearInterval(timer);
+    const last = rssGB(pid);
+    return last !== null && (peak === null || last > peak) ? last : peak;
+  };
+}
+
 function toRecord(index: number, m: Awaited<ReturnType<typeof streamCompletion>>): RequestRecord {
   const decode = decodeTokensPerSecond(m);
   return {
@@ -282,6 +306,7 @@ async function runStreamingLevel(plan: Plan, s: RunningServer): Promise<LevelRec
   for (let i = 0; i < plan.maxRequests; i++) promptFor(plan.target, plan.concurrency, i);
   log(`  ${plan.maxRequests} prompts built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const agent = new http.Agent({ keepAlive: true, maxSockets: plan.concurrency });
+  const rssPeak = watchRss(s.pid);
   try {
     const outcome = await runLevel({
       concurrency: plan.concurrency,
@@ -332,9 +357,11 @@ async function runStreamingLevel(plan: Plan, s: RunningServer): Promise<LevelRec
       itlMs: summarize(ok.flatMap((r) => r.itlMs)),
       e2eMs: summarize(ok.map((r) => r.e2eMs)),
       decodeTokS: summarize(ok.map((r) => r.decodeTokS).filter((x): x is number => x !== null)),
+      serverRssPeakGB: round(rssPeak() ?? NaN, 2),
       requests: recs,
     };
   } finally {
+    rssPeak();
     agent.destroy();
   }
 }

@@ -50,6 +50,8 @@ export interface LevelRecord {
   itlMs: Summary;
   e2eMs: Summary;
   decodeTokS: Summary;
+  /** Highest server RSS sampled during the level (every 250 ms), GB; null when it could not be read. */
+  serverRssPeakGB?: number | null;
   requests: RequestRecord[];
 }
 
@@ -148,20 +150,20 @@ export function markdownReport(r: HttpBenchReport): string {
     '- **agg. out tok/s**: completion tokens of all requests / wall time of the level. **TTFT**: request written → first content chunk. ' +
       '**ITL**: gap between content chunks (pooled over requests). **E2E**: request written → `[DONE]`. ' +
       '**decode tok/s/req**: (tokens − 1) / (last chunk − first chunk), median over requests. Percentiles: linear interpolation; ' +
-      'with few requests p90/p99 lean toward the maximum.',
+      'with few requests p90/p99 lean toward the maximum. **server RSS**: the highest of the server\'s RSS sampled every 250 ms during the level.',
   );
   out.push('');
-  out.push('| prompt tokens | concurrency | requests ok / started | wall (s) | agg. out tok/s | TTFT p50 / p90 / p99 (s) | ITL p50 / p90 / p99 (ms) | E2E p50 / p90 / p99 (s) | decode tok/s/req |');
-  out.push('|---|---|---|---|---|---|---|---|---|');
+  out.push('| prompt tokens | concurrency | requests ok / started | wall (s) | agg. out tok/s | TTFT p50 / p90 / p99 (s) | ITL p50 / p90 / p99 (ms) | E2E p50 / p90 / p99 (s) | decode tok/s/req | server RSS (GB) |');
+  out.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const l of r.streaming) {
     const stop = l.stoppedBy === 'time' ? ' (time cap)' : '';
     const shortNote = l.short > 0 ? `, ${l.short} short` : '';
     out.push(
       `| ${promptLabel(l)} | ${l.concurrency} | ${l.ok} / ${l.started}${stop}${shortNote} | ${fx(l.wallS, 1)} | ${fx(l.aggregateOutputTokS)} | ` +
-        `${triple(l.ttftMs, secs)} | ${triple(l.itlMs, (v) => v.toFixed(1))} | ${triple(l.e2eMs, secs)} | ${fx(l.decodeTokS.p50)} |`,
+        `${triple(l.ttftMs, secs)} | ${triple(l.itlMs, (v) => v.toFixed(1))} | ${triple(l.e2eMs, secs)} | ${fx(l.decodeTokS.p50)} | ${fx(l.serverRssPeakGB)} |`,
     );
   }
-  for (const k of r.skipped) out.push(`| ~${k.promptTarget} | ${k.concurrency} | not run: ${k.reason} | | | | | | |`);
+  for (const k of r.skipped) out.push(`| ~${k.promptTarget} | ${k.concurrency} | not run: ${k.reason} | | | | | | | |`);
   out.push('');
 
   if (r.comparisons.length > 0) {

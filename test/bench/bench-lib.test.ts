@@ -251,6 +251,7 @@ function level(promptTarget: number, concurrency: number, tokS: number, ttftMs: 
     itlMs: s(140),
     e2eMs: s(9000),
     decodeTokS: s(7.1),
+    serverRssPeakGB: 4.21,
     requests: [],
   };
 }
@@ -401,6 +402,7 @@ describe('SVG chart and report writers', () => {
       assert.equal(json.streaming.length, 6);
       assert.equal(readFileSync(files.md, 'utf8'), markdown);
       assert.match(markdown, /\| 128 \| 1 \| 2 \/ 2 \| 10\.0 \| 6\.80 \| 4\.200 \/ 4\.200 \/ 4\.200 \| 140\.0 \/ 140\.0 \/ 140\.0 \|/);
+      assert.match(markdown, /\| 7\.10 \| 4\.21 \|\n/);
       assert.match(markdown, /\| ~2048 \| 8 \| not run: long prompt \|/);
       assert.match(markdown, /\| 128 \| 2 \| 4\.100 \/ 4\.200 \| 7\.30 \/ 7\.20 \| \*\*0\.986x\*\* \| 0\.981, 0\.992 \|/);
       assert.match(markdown, /\| GET \/health \| 10 \| 10\.0 \| 50000 \| 50000 \/ 0 \/ 0 \| 5000\.0 \| 1 \/ 3 \/ 9 \|/);
