@@ -85,9 +85,9 @@ const SERVER_ENV_VARS = [
 function serverEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   for (const k of SERVER_ENV_VARS) delete env[k];
-  // The malloc settings `npm start` and the Docker image run with (see package.json, Dockerfile).
+  // The malloc setting `npm start` and the Docker image run with (see package.json, Dockerfile);
+  // `npm run bench:http` sets it for the benchmark process too, whose engine the server is compared with.
   env.MALLOC_ARENA_MAX ??= '1';
-  env.MALLOC_MMAP_THRESHOLD_ ??= '131072';
   return env;
 }
 
