@@ -48,7 +48,7 @@ if (!values['model-dir']) {
   let last = -1;
   await ensureSyntheticModel(preset, modelDir, (w, t) => {
     const pct = Math.floor((100 * w) / t);
-    if (pct !== last && pct % 10 === 0) console.log(`building ${preset}: ${pct}% (${gb(w)} / ${gb(t)} GB)`);
+    if (pct !== last && pct % 10 === 0) console.log(`building ${preset}: ${pct}% (${gb(w)} / ${gb(t)} GiB)`);
     last = pct;
   });
 }
@@ -164,14 +164,14 @@ const lines = [
   `| metric | bare ORT loop | ${engines.map((e) => `engine, ${e.kvUpdate} KV`).join(' | ')} | ${best.kvUpdate} / bare |`,
   `|---|---|${engines.map(() => '---|').join('')}---|`,
   `| load (s) | ${(bare.loadMs / 1000).toFixed(1)} | ${engines.map((e) => (e.loadMs / 1000).toFixed(1)).join(' | ')} | |`,
-  `| peak RSS of this process (GB) | ${gb(bareRss)} | ${engines.map((e) => `${gb(e.rss)} (worker inside)`).join(' | ')} | |`,
+  `| peak RSS of this process (GiB) | ${gb(bareRss)} | ${engines.map((e) => `${gb(e.rss)} (worker inside)`).join(' | ')} | |`,
 ];
 for (const [i, context] of contexts.entries()) {
   const b = bare.rows[i];
   const cells = (f: (r: Row) => number, digits: number) => engines.map((e) => f(e.rows[i]).toFixed(digits)).join(' | ');
   lines.push(`| prefill tok/s, ${context}-token prompt | ${b.prefillTokS.toFixed(1)} | ${cells((r) => r.prefillTokS, 1)} | ${(best.rows[i].prefillTokS / b.prefillTokS).toFixed(2)}x |`);
   lines.push(`| decode tok/s at ${context} context | ${b.decodeTokS.toFixed(2)} | ${cells((r) => r.decodeTokS, 2)} | ${(best.rows[i].decodeTokS / b.decodeTokS).toFixed(2)}x |`);
-  lines.push(`| engine work outside session.run per token (ms), ${context} ctx | | ${engines.map((e) => e.overheadMs[i].toFixed(3)).join(' | ')} | |`);
+  lines.push(`| engine work outside session.run per decode step (ms), ${context} ctx | | ${engines.map((e) => e.overheadMs[i].toFixed(3)).join(' | ')} | |`);
 }
 const table = lines.join('\n');
 console.log(`\n${table}\n`);

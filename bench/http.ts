@@ -245,7 +245,7 @@ function peakRssGB(pid: number): number | null {
   }
 }
 
-/** VmRSS of a process in GB (GiB, as VmHWM above), null if unreadable. */
+/** VmRSS of a process in GiB (as VmHWM above), null if unreadable. */
 function rssGB(pid: number): number | null {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

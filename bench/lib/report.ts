@@ -50,7 +50,7 @@ export interface LevelRecord {
   itlMs: Summary;
   e2eMs: Summary;
   decodeTokS: Summary;
-  /** Highest server RSS sampled during the level (every 250 ms), GB; null when it could not be read. */
+  /** Highest server RSS sampled during the level (every 250 ms), GiB; null when it could not be read. */
   serverRssPeakGB?: number | null;
   requests: RequestRecord[];
 }
@@ -133,8 +133,8 @@ export function markdownReport(r: HttpBenchReport): string {
   out.push('');
   out.push(
     `Server: \`src/main.ts\` as a child process on ${m.host}, \`--max-queue ${s.maxQueue} --threads ${s.threads}\` ` +
-      `(ready in ${fx(m.serverReadyS, 1)} s; peak RSS ${fx(m.serverPeakRssGB, 2)} GB). ` +
-      `Machine: ${m.cpus}, ${m.memoryGB} GB RAM, Node ${m.node}, onnxruntime-node ${m.onnxruntime}, commit ${m.git}. ` +
+      `(ready in ${fx(m.serverReadyS, 1)} s; peak RSS ${fx(m.serverPeakRssGB, 2)} GiB). ` +
+      `Machine: ${m.cpus}, ${m.memoryGB} GiB RAM, Node ${m.node}, onnxruntime-node ${m.onnxruntime}, commit ${m.git}. ` +
       `Whole run: ${fx(m.totalMinutes, 1)} min.`,
   );
   out.push('');
@@ -153,7 +153,7 @@ export function markdownReport(r: HttpBenchReport): string {
       'with few requests p90/p99 lean toward the maximum. **server RSS**: the highest of the server\'s RSS sampled every 250 ms during the level.',
   );
   out.push('');
-  out.push('| prompt tokens | concurrency | requests ok / started | wall (s) | agg. out tok/s | TTFT p50 / p90 / p99 (s) | ITL p50 / p90 / p99 (ms) | E2E p50 / p90 / p99 (s) | decode tok/s/req | server RSS (GB) |');
+  out.push('| prompt tokens | concurrency | requests ok / started | wall (s) | agg. out tok/s | TTFT p50 / p90 / p99 (s) | ITL p50 / p90 / p99 (ms) | E2E p50 / p90 / p99 (s) | decode tok/s/req | server RSS (GiB) |');
   out.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const l of r.streaming) {
     const stop = l.stoppedBy === 'time' ? ' (time cap)' : '';

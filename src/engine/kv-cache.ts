@@ -30,9 +30,9 @@ export interface KvBuffers {
 
 /**
  * Buffers a released sequence leaves for the next one. The worker runs sequences back to back, and
- * without this a new sequence's buffers were allocated while the last one's still sat in memory
- * waiting for garbage collection: +0.6 GB of peak RSS after a 2,048-token request. Holds one set;
- * the owner drops it when idle so a long request's cache is not kept forever.
+ * without this a new sequence's buffers could be allocated while the last one's still sat in memory
+ * waiting for garbage collection: up to +0.6 GB of peak RSS after a 2,048-token request. Holds one
+ * set; the owner drops it when idle so a long request's cache is not kept forever.
  */
 export class KvBufferPool {
   private spare: KvBuffers | undefined;
