@@ -205,7 +205,7 @@ export class DecoderSession {
     if (tokens.length === 0) throw new RangeError('forward needs at least one token');
     // Allocating once up front avoids regrowing the KV buffers chunk after chunk; the position after
     // the input is included, so that the first decode step does not reallocate a just-filled cache.
-    seq.reserve(seq.length + tokens.length + 1);
+    seq.reserve(Math.min(seq.length + tokens.length + 1, this.contextLength));
     let start = 0;
     while (tokens.length - start > this.prefillChunk) {
       await this.step(seq, tokens.slice(start, start + this.prefillChunk));

@@ -120,6 +120,21 @@ test('the KV buffer grows with the sequence, never to the model context', async 
   }
 });
 
+test('a sequence fills the context exactly, and not one position more', async () => {
+  const session = await DecoderSession.create({ modelDir: FIXTURES.tiny, threads: 1, kvGrowthChunk: 16, prefillChunk: 16, contextLength: 40 });
+  try {
+    const seq = session.newSequence();
+    await session.forward(seq, Array.from({ length: 39 }, (_, i) => 500 + i));
+    await session.forward(seq, [7]);
+    assert.equal(seq.length, 40);
+    assert.equal(seq.allocatedPositions, 40);
+    await assert.rejects(session.forward(seq, [8]), RangeError);
+    await assert.rejects(session.forward(session.newSequence(), Array.from({ length: 41 }, (_, i) => 500 + i)), RangeError);
+  } finally {
+    await session.release();
+  }
+});
+
 test('chunked prefill gives the logits of a single-pass prefill', async () => {
   const single = await DecoderSession.create({ modelDir: FIXTURES['tiny-exact'], threads: 1, prefillChunk: 4096 });
   const chunked = await DecoderSession.create({ modelDir: FIXTURES['tiny-exact'], threads: 1, prefillChunk: 16, kvGrowthChunk: 8 });
