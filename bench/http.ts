@@ -236,24 +236,17 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-function peakRssGB(pid: number): number | null {
+/** A kB field of /proc/<pid>/status (VmHWM: peak RSS, VmRSS: RSS now) in GiB; null if unreadable. */
+function statusGiB(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
   try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 ** 2 : null;
   } catch {
     return null;
   }
 }
-
-/** VmRSS of a process in GiB (as VmHWM above), null if unreadable. */
-function rssGB(pid: number): number | null {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 ** 2 : null;
-  } catch {
-    return null;
-  }
-}
+const peakRssGB = (pid: number) => statusGiB(pid, 'VmHWM');
+const rssGB = (pid: number) => statusGiB(pid, 'VmRSS');
 
 /** Samples a process's RSS every 250 ms until stopped; returns the highest seen. */
 function watchRss(pid: number): () => number | null {

@@ -45,6 +45,14 @@ function assertHolds(seq: SequenceKvCache, transposed: boolean): void {
   }
 }
 
+/** One step of `count` positions from `at`, as the engine runs it: fit, write every layer, advance; then check all rows. */
+function append(seq: SequenceKvCache, at: number, count: number, transposed: boolean): void {
+  seq.fit(at + count);
+  for (let layer = 0; layer < shape.numLayers; layer++) seq.writeNew(layer, ...newRows(layer, at, count, transposed), at, count);
+  seq.length = at + count;
+  assertHolds(seq, transposed);
+}
+
 for (const transposed of [false, true]) {
   test(`KV cache (values ${transposed ? 'transposed' : 'as keys'}): a prompt allocated up front widens the visible layout chunk by chunk, in place`, () => {
     const seq = new SequenceKvCache(shape, 4, 64, transposed);
@@ -54,20 +62,12 @@ for (const transposed of [false, true]) {
     const backing = seq.bytes;
     // Prefill in chunks of 3: the layout the graph sees follows the sequence, not the allocation.
     for (const [at, count, visible] of [[0, 3, 4], [3, 3, 8], [6, 3, 12], [9, 2, 12]]) {
-      seq.fit(at + count);
+      append(seq, at, count, transposed);
       assert.equal(seq.visiblePositions, visible);
-      for (let layer = 0; layer < shape.numLayers; layer++) seq.writeNew(layer, ...newRows(layer, at, count, transposed), at, count);
-      seq.length = at + count;
-      assertHolds(seq, transposed);
     }
     assert.equal(seq.bytes, backing);
     // Decoding past the allocation grows the buffers, keeping every cached row.
-    for (let at = 11; at < 18; at++) {
-      seq.fit(at + 1);
-      for (let layer = 0; layer < shape.numLayers; layer++) seq.writeNew(layer, ...newRows(layer, at, 1, transposed), at, 1);
-      seq.length = at + 1;
-      assertHolds(seq, transposed);
-    }
+    for (let at = 11; at < 18; at++) append(seq, at, 1, transposed);
     assert.equal(seq.allocatedPositions, 20);
     assert.equal(seq.visiblePositions, 20);
     assert.throws(() => seq.fit(65), RangeError);
@@ -85,9 +85,7 @@ test("KV cache: a released sequence's buffers serve the next sequence that fits 
   const pool = new KvBufferPool();
   const first = new SequenceKvCache(shape, 4, 64, true, pool);
   first.reserve(10);
-  first.fit(10);
-  for (let layer = 0; layer < shape.numLayers; layer++) first.writeNew(layer, ...newRows(layer, 0, 10, true), 0, 10);
-  first.length = 10;
+  append(first, 0, 10, true);
   const buffer = (first.keyTensor(0).data as Float32Array).buffer;
   first.release();
   first.release();
@@ -98,18 +96,10 @@ test("KV cache: a released sequence's buffers serve the next sequence that fits 
   // The spare set, larger than asked: nothing allocated.
   assert.equal(second.allocatedPositions, 12);
   assert.equal(pool.sparePositions, 0);
-  second.fit(5);
+  append(second, 0, 5, true);
   assert.equal((second.keyTensor(0).data as Float32Array).buffer, buffer);
-  for (let layer = 0; layer < shape.numLayers; layer++) second.writeNew(layer, ...newRows(layer, 0, 5, true), 0, 5);
-  second.length = 5;
-  assertHolds(second, true);
   // Widening in place and growing past the pooled set keep the rows, as with fresh buffers.
-  for (let at = 5; at < 14; at++) {
-    second.fit(at + 1);
-    for (let layer = 0; layer < shape.numLayers; layer++) second.writeNew(layer, ...newRows(layer, at, 1, true), at, 1);
-    second.length = at + 1;
-    assertHolds(second, true);
-  }
+  for (let at = 5; at < 14; at++) append(second, at, 1, true);
   assert.equal(second.allocatedPositions, 16);
   second.release();
 
