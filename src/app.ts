@@ -13,13 +13,14 @@ import metricsRoutes from '../routes/metrics.ts';
 import modelRoutes from '../routes/models.ts';
 import type { ServerConfig } from './config.ts';
 import { Engine } from './engine/engine.ts';
+import type { EngineOptions } from './engine/types.ts';
 import { registerApiKeyAuth } from './server/auth.ts';
 import { registerErrorHandlers } from './server/errors.ts';
 import './server/fastify-types.ts';
 import { loggerOptions } from './server/logging.ts';
 import { ServingMetrics } from './server/metrics.ts';
 import { RequestObserver, isApiPath } from './server/observe.ts';
-import { RequestQueue } from './server/queue.ts';
+import { Admission } from './server/admission.ts';
 import {
   systemFingerprint,
   type GenerationBackend,
@@ -62,10 +63,26 @@ const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function loadModel(config: ServerConfig): Promise<LoadedModel> {
   const t0 = performance.now();
   const [engine, tokenizer] = await Promise.all([
-    Engine.load({ modelDir: config.modelDir, threads: config.threads, contextLength: config.contextLength, device: config.device, kvUpdate: config.kvUpdate, prefillChunk: config.prefillChunk }),
+    Engine.load(engineOptions(config)),
     ChatTokenizer.load(config.modelDir),
   ]);
   return { engine, tokenizer, loadSeconds: (performance.now() - t0) / 1000 };
+}
+
+export function engineOptions(config: ServerConfig): EngineOptions {
+  return {
+    modelDir: config.modelDir,
+    threads: config.threads,
+    contextLength: config.contextLength,
+    device: config.device,
+    kvUpdate: config.kvUpdate,
+    prefillChunk: config.prefillChunk,
+    maxRunningSeqs: config.maxRunningSeqs,
+    maxBatchTokens: config.maxBatchTokens,
+    kvCacheBytes: config.kvCacheGib !== undefined ? Math.floor(config.kvCacheGib * 1024 ** 3) : undefined,
+    prefixCache: config.prefixCache,
+    prefixCacheIdleMs: config.prefixCacheIdleSec !== undefined ? config.prefixCacheIdleSec * 1000 : undefined,
+  };
 }
 
 export function createServingContext(config: ServerConfig, model: LoadedModel): ServingContext {
@@ -76,11 +93,12 @@ export function createServingContext(config: ServerConfig, model: LoadedModel): 
     servedNames: [config.modelName, ...config.modelAliases.filter((a) => a !== config.modelName)],
     engine: model.engine,
     tokenizer: model.tokenizer,
-    queue: new RequestQueue({ maxQueue: config.maxQueue, maxConcurrent: config.maxConcurrent }),
+    admission: new Admission({ maxRunning: model.engine.limits.maxRunningSeqs, maxQueue: config.maxQueue }),
     events: new ServingEvents(),
     contextLength: Math.min(info.contextLength, config.contextLength ?? Number.POSITIVE_INFINITY),
     systemFingerprint: systemFingerprint(config.modelName, info),
     loadedAt: Math.floor(Date.now() / 1000),
+    draining: new AbortController(),
     shutdown: new AbortController(),
   };
 }
@@ -115,6 +133,13 @@ export function describeModel(ctx: ServingContext, loadSeconds: number | undefin
           sessionLoadSeconds: +(session.loadMs / 1000).toFixed(2),
         }
       : {}),
+    scheduling: {
+      maxRunningSeqs: ctx.engine.limits.maxRunningSeqs,
+      maxBatchTokens: ctx.engine.limits.maxBatchTokens,
+      prefillChunk: ctx.engine.limits.prefillChunk,
+      kvCacheGib: +(ctx.engine.limits.kvBudgetBytes / 1024 ** 3).toFixed(2),
+      prefixCache: ctx.engine.limits.prefixCache,
+    },
     ...(loadSeconds !== undefined ? { loadSeconds: +loadSeconds.toFixed(2) } : {}),
   };
 }
@@ -200,6 +225,7 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
   const owns = opts.ownsEngine ?? opts.model === undefined;
   app.addHook('onClose', async () => {
     host.drain();
+    metrics.detach();
     if (!owns) return;
     await host.loaded.catch(() => undefined); // an engine still loading must not outlive the app
     await host.context?.engine.close();
@@ -216,11 +242,11 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
       const deviceNote = ctx.engine.session?.deviceNote;
       if (deviceNote) app.log.warn({ requestedDevice: config.device }, deviceNote);
       const kvNote = ctx.engine.session?.kvNote;
-      if (kvNote && config.kvUpdate === 'new-positions') app.log.warn({ kvUpdate: 'in-place' }, `new-positions KV graph unavailable: ${kvNote}`);
+      if (kvNote && config.kvUpdate === 'batched') app.log.warn({ kvUpdate: 'in-place' }, `batched graph unavailable, one sequence at a time: ${kvNote}`);
     },
     (err: unknown) => {
       const error = err instanceof Error ? err : new Error(String(err));
-      host.setFailed(error);
+      host.setFailed();
       throw error;
     },
   );

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { ENGINE_DEFAULTS } from './engine/limits.ts';
 import type { KvUpdate } from './engine/types.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -22,10 +23,18 @@ export interface ServerConfig {
   modelName: string;
   /** Other names accepted in `model`. */
   modelAliases: string[];
-  /** Requests allowed to wait behind the running one(s); beyond that: 429. */
+  /** Requests allowed to wait in the engine's line behind the running ones; beyond that: 429. */
   maxQueue: number;
-  /** Generations the engine runs at once (1 until the engine batches). */
-  maxConcurrent: number;
+  /** Sequences the engine runs together; undefined: the engine's default. */
+  maxRunningSeqs?: number;
+  /** Tokens per model step while sequences decode; undefined: the engine's default. */
+  maxBatchTokens?: number;
+  /** KV memory budget in GiB (running, waiting and cached sequences); undefined: from the free RAM. */
+  kvCacheGib?: number;
+  /** Reuse KV of earlier requests sharing a prompt prefix. */
+  prefixCache: boolean;
+  /** Seconds an unused cached prefix is kept; undefined: the engine's default. */
+  prefixCacheIdleSec?: number;
   /** Whole-request budget in seconds (queue wait + generation); 0 disables. */
   requestTimeoutSec: number;
   /** Caps the model's context window; undefined uses the model's own. */
@@ -36,7 +45,7 @@ export interface ServerConfig {
   device: 'cpu' | 'cuda';
   /** How each step's keys and values reach the KV buffers (see EngineOptions.kvUpdate). */
   kvUpdate: KvUpdate;
-  /** Prompt tokens per prefill step; undefined uses the engine's default. */
+  /** Prompt tokens per step when nothing decodes; undefined uses the engine's default. */
   prefillChunk?: number;
   /** Bearer keys accepted on /v1/* (and /metrics); empty disables auth. From --api-key and --api-key-file. */
   apiKeys: string[];
@@ -68,7 +77,7 @@ export interface ServerConfig {
 export const DEFAULT_REAL_MODEL_DIR = 'models/phi-4-mini-instruct';
 export const DEFAULT_TINY_MODEL_DIR = 'models/tiny';
 
-type Kind = 'int' | 'string' | 'list' | 'level' | 'bool';
+type Kind = 'int' | 'number' | 'string' | 'list' | 'level' | 'bool';
 
 interface OptionSpec {
   flag: string;
@@ -110,13 +119,39 @@ const OPTIONS: readonly OptionSpec[] = [
   { flag: 'context-length', env: 'CONTEXT_LENGTH', kind: 'int', min: 1, help: "cap the model's context window" },
   { flag: 'threads', env: 'THREADS', kind: 'int', min: 0, defaultText: '0 (ORT decides)', help: 'intra-op threads' },
   { flag: 'device', env: 'DEVICE', kind: 'string', defaultText: 'cpu', help: 'cpu|cuda (cuda falls back to cpu, with a log line, when unavailable)' },
-  { flag: 'prefill-chunk', env: 'PREFILL_CHUNK', kind: 'int', min: 1, defaultText: '128', help: 'prompt tokens per prefill step (bounds peak memory of long prompts)' },
+  { flag: 'prefill-chunk', env: 'PREFILL_CHUNK', kind: 'int', min: 1, defaultText: String(ENGINE_DEFAULTS.prefillChunk), help: 'prompt tokens per model step when nothing else decodes (bounds the attention scratch of long prompts)' },
+  { flag: 'max-running-seqs', env: 'MAX_RUNNING_SEQS', kind: 'int', min: 1, defaultText: String(ENGINE_DEFAULTS.maxRunningSeqs), help: 'sequences decoded together in every model step; more wait in line' },
+  {
+    flag: 'max-batch-tokens',
+    env: 'MAX_BATCH_TOKENS',
+    kind: 'int',
+    min: 2,
+    defaultText: String(ENGINE_DEFAULTS.maxBatchTokens),
+    help: 'tokens per model step while sequences decode: one per decoding sequence, the rest for a prompt chunk (bounds how much a long prompt slows running streams)',
+  },
+  {
+    flag: 'kv-cache-gib',
+    env: 'KV_CACHE_GIB',
+    kind: 'number',
+    min: 0.001,
+    defaultText: `${ENGINE_DEFAULTS.kvShareOfFree * 100}% of the RAM free once the model is loaded`,
+    help: 'KV memory budget in GiB for running, waiting and cached sequences; also caps the context',
+  },
+  { flag: 'no-prefix-cache', env: 'NO_PREFIX_CACHE', kind: 'bool', help: 'do not reuse the KV of earlier requests that share a prompt prefix' },
+  {
+    flag: 'prefix-cache-idle',
+    env: 'PREFIX_CACHE_IDLE',
+    kind: 'int',
+    min: 1,
+    defaultText: String(ENGINE_DEFAULTS.prefixCacheIdleMs / 1000),
+    help: 'seconds an unused cached prefix is kept (an idle server then gives its memory back)',
+  },
   {
     flag: 'kv-update',
     env: 'KV_UPDATE',
     kind: 'string',
-    defaultText: 'new-positions',
-    help: "new-positions (derived graph returns only a step's new KV rows) | in-place (the export's own attention; onnxruntime-node copies the whole cache out every step)",
+    defaultText: 'batched',
+    help: "batched (many sequences per model step; only new KV rows come back) | in-place (the export's own attention, one sequence at a time; for comparison)",
   },
   {
     flag: 'api-key',
@@ -262,6 +297,18 @@ function intValue(raw: Map<string, string | string[]>, flag: string): number | u
   return n;
 }
 
+function numberValue(raw: Map<string, string | string[]>, flag: string): number | undefined {
+  const text = strValue(raw, flag)?.trim();
+  if (text === undefined) return undefined;
+  const s = spec(flag);
+  const n = Number(text);
+  if (text === '' || !Number.isFinite(n)) throw new ConfigError(`--${flag}: expected a number, got "${text}"`);
+  if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) {
+    throw new ConfigError(`--${flag}: ${n} is outside ${s.min ?? '-inf'}..${s.max ?? 'inf'}`);
+  }
+  return n;
+}
+
 function listValue(raw: Map<string, string | string[]>, flag: string): string[] {
   const v = raw.get(flag);
   if (v === undefined) return [];
@@ -337,9 +384,9 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
   }
   const device = strValue(raw, 'device') ?? 'cpu';
   if (device !== 'cpu' && device !== 'cuda') throw new ConfigError(`--device: expected cpu or cuda, got "${device}"`);
-  const kvUpdate = strValue(raw, 'kv-update') ?? 'new-positions';
-  if (kvUpdate !== 'new-positions' && kvUpdate !== 'in-place') {
-    throw new ConfigError(`--kv-update: expected new-positions or in-place, got "${kvUpdate}"`);
+  const kvUpdate = strValue(raw, 'kv-update') ?? 'batched';
+  if (kvUpdate !== 'batched' && kvUpdate !== 'in-place') {
+    throw new ConfigError(`--kv-update: expected batched or in-place, got "${kvUpdate}"`);
   }
   const modelName = strValue(raw, 'model-name')?.trim() || deriveModelName(modelDir);
   const keyFileText = strValue(raw, 'api-key-file')?.trim();
@@ -358,7 +405,11 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
     modelName,
     modelAliases: listValue(raw, 'model-alias').filter((a) => a !== modelName),
     maxQueue: intValue(raw, 'max-queue') ?? 32,
-    maxConcurrent: 1,
+    maxRunningSeqs: intValue(raw, 'max-running-seqs'),
+    maxBatchTokens: intValue(raw, 'max-batch-tokens'),
+    kvCacheGib: numberValue(raw, 'kv-cache-gib'),
+    prefixCache: !boolValue(raw, 'no-prefix-cache'),
+    prefixCacheIdleSec: intValue(raw, 'prefix-cache-idle'),
     requestTimeoutSec: intValue(raw, 'request-timeout') ?? 600,
     contextLength: intValue(raw, 'context-length'),
     threads: intValue(raw, 'threads') ?? 0,

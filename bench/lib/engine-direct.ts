@@ -46,6 +46,7 @@ async function generateOnce(engine: Engine, label: string, ids: readonly number[
       tokens++;
       continue;
     }
+    if (e.type !== 'done') continue;
     const e2eMs = now - t0;
     if (e.finishReason === 'error' || e.finishReason === 'abort') {
       throw new Error(`engine generation ended with ${e.finishReason}${e.error ? `: ${e.error}` : ''}`);

@@ -4,9 +4,9 @@
  * an abort lands before the worker's next model step even while it is busy.
  */
 import { Worker } from 'node:worker_threads';
-import type { SessionDescription } from './decoder-session.ts';
-import type { EngineOptions, EngineStats, GenerationEvent, GenerationRequest, ModelInfo } from './types.ts';
-import type { FromWorker, ToWorker } from './worker-protocol.ts';
+import type { SessionDescription } from './model-session.ts';
+import type { EngineLimits, EngineOptions, EngineStats, GenerationEvent, GenerationRequest, ModelInfo, StepRecord } from './types.ts';
+import type { FromWorker, ToWorker, WorkerStats } from './worker-protocol.ts';
 
 // Source runs under tsx (.ts); the Docker image runs compiled JavaScript (.js). Workers do not
 // always inherit the parent's loader (node --test children don't), so a TypeScript worker
@@ -25,6 +25,8 @@ interface Subscription {
   abortFlag: Int32Array;
   promptTokens: number;
   generated: number;
+  /** The worker took it from its waiting line. */
+  started: boolean;
 }
 
 export class EngineClosedError extends Error {
@@ -36,12 +38,16 @@ export class Engine {
   private readonly subs = new Map<number, Subscription>();
   private closed = false;
   private fatal: string | undefined;
+  private workerStats: WorkerStats;
+  private readonly stepListeners: ((step: StepRecord, stats: EngineStats) => void)[] = [];
 
   private constructor(
     private readonly worker: Worker,
     readonly info: ModelInfo,
     readonly session: SessionDescription,
+    readonly limits: EngineLimits,
   ) {
+    this.workerStats = { kvUsedBytes: 0, kvBudgetBytes: limits.kvBudgetBytes, prefixCachedTokens: 0, prefixQueriedTokens: 0, prefixHitTokens: 0, preemptions: 0 };
     worker.on('message', (msg: FromWorker) => this.onMessage(msg));
     worker.on('error', (err) => this.failAll(`engine worker crashed: ${err.message}`));
     worker.on('exit', (code) => {
@@ -68,7 +74,7 @@ export class Engine {
         worker.off('exit', onExit);
       };
     }).finally(() => cleanup());
-    return new Engine(worker, ready.info, ready.session);
+    return new Engine(worker, ready.info, ready.session, ready.limits);
   }
 
   /** False once the worker has died; the server reports not-ready. */
@@ -76,10 +82,20 @@ export class Engine {
     return !this.closed && this.fatal === undefined;
   }
 
+  /** Running and waiting as this thread has seen them; KV figures as of the worker's last step. */
   stats(): EngineStats {
-    let kvTokensInUse = 0;
-    for (const s of this.subs.values()) kvTokensInUse += s.promptTokens + s.generated;
-    return { running: this.subs.size, kvTokensInUse };
+    let running = 0;
+    for (const s of this.subs.values()) if (s.started) running++;
+    return { running, waiting: this.subs.size - running, ...this.workerStats };
+  }
+
+  /** Calls `listener` after every model step (for metrics); returns a function that stops it. */
+  onStep(listener: (step: StepRecord, stats: EngineStats) => void): () => void {
+    this.stepListeners.push(listener);
+    return () => {
+      const i = this.stepListeners.indexOf(listener);
+      if (i >= 0) this.stepListeners.splice(i, 1);
+    };
   }
 
   /**
@@ -97,8 +113,10 @@ export class Engine {
       abortFlag,
       promptTokens: request.promptIds.length,
       generated: 0,
+      started: false,
       push: (event) => {
         if (event.type === 'token') sub.generated++;
+        if (event.type === 'started') sub.started = true;
         queue.push(event);
         wake?.();
       },
@@ -136,6 +154,12 @@ export class Engine {
   }
 
   private onMessage(msg: FromWorker): void {
+    if (msg.type === 'step') {
+      this.workerStats = msg.stats;
+      const stats = this.stats();
+      for (const listener of this.stepListeners) listener(msg.step, stats);
+      return;
+    }
     if (msg.type !== 'event') return;
     const sub = this.subs.get(msg.id);
     if (!sub) return;
@@ -152,6 +176,7 @@ export class Engine {
         finishReason: 'error',
         promptTokens: sub.promptTokens,
         completionTokens: sub.generated,
+        cachedTokens: 0,
         timings: { prefillMs: 0, decodeMs: 0, overheadMsPerToken: 0 },
         error: reason,
       });

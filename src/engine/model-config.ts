@@ -22,8 +22,6 @@ export interface LoadedModelConfig {
   info: ModelInfo;
   modelPath: string;
   io: DecoderIoNames;
-  /** Session options the export asks for (genai_config.json decoder.session_options). */
-  sessionOptions: Record<string, unknown>;
 }
 
 export class ModelConfigError extends Error {
@@ -37,7 +35,6 @@ interface GenaiDecoder {
   num_attention_heads?: number;
   num_hidden_layers?: number;
   num_key_value_heads?: number;
-  session_options?: Record<string, unknown>;
   inputs?: Record<string, string>;
   outputs?: Record<string, string>;
 }
@@ -47,7 +44,6 @@ interface GenaiConfig {
     type?: string;
     bos_token_id?: number;
     eos_token_id?: number | number[];
-    pad_token_id?: number;
     context_length?: number;
     vocab_size?: number;
     decoder?: GenaiDecoder;
@@ -106,7 +102,6 @@ export function loadModelConfig(modelDir: string): LoadedModelConfig {
   const outputs = decoder.outputs ?? {};
   return {
     modelPath,
-    sessionOptions: decoder.session_options ?? {},
     info: {
       dir,
       modelType: model.type ?? String(hf.model_type ?? 'unknown'),
@@ -118,7 +113,6 @@ export function loadModelConfig(modelDir: string): LoadedModelConfig {
       hiddenSize,
       eosTokenIds: Array.isArray(eos) ? eos : [eos],
       bosTokenId: model.bos_token_id,
-      padTokenId: model.pad_token_id,
     },
     io: {
       inputIds: inputs.input_ids ?? 'input_ids',

@@ -68,12 +68,16 @@ export interface GenerationTimings {
 }
 
 export type GenerationEvent =
+  /** The engine took the request from its waiting line; `cachedTokens` prompt tokens came from the prefix cache. */
+  | { type: 'started'; queuedMs: number; cachedTokens: number }
   | { type: 'token'; id: number; logprob?: TokenLogprob; top?: TokenLogprob[] }
   | {
       type: 'done';
       finishReason: FinishReason;
       promptTokens: number;
       completionTokens: number;
+      /** Prompt tokens whose KV rows were reused from the prefix cache. */
+      cachedTokens: number;
       timings: GenerationTimings;
       /** Set when finishReason is 'error'. */
       error?: string;
@@ -91,40 +95,72 @@ export interface ModelInfo {
   hiddenSize: number;
   eosTokenIds: number[];
   bosTokenId?: number;
-  padTokenId?: number;
 }
 
 export interface EngineOptions {
   modelDir: string;
-  /** intra-op threads; 0 lets ORT decide. */
+  /** intra-op threads; 0 or unset: every core the process may use. */
   threads?: number;
   /** 'cuda' uses the CUDA execution provider when this build has it, and falls back to CPU. */
   device?: 'cpu' | 'cuda';
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
-  /** Caps the context below the model's own context length. */
+  /** Caps the context below the model's own context length (and below what the KV budget holds). */
   contextLength?: number;
-  /** KV buffers grow by this many positions at a time. */
+  /** KV layouts grow by this many positions at a time. */
   kvGrowthChunk?: number;
-  /** Prompts longer than this are prefilled in chunks of this many tokens (bounds peak memory). */
+  /** Prompt tokens per step when no other sequence is decoding. */
   prefillChunk?: number;
+  /** Sequences prefilling or decoding at once; more wait in the engine's line. */
+  maxRunningSeqs?: number;
+  /** Tokens per step while sequences decode: one per decoding sequence, the rest for a prompt chunk. */
+  maxBatchTokens?: number;
+  /** Bytes all KV buffers (running, waiting and cached sequences) may hold. */
+  kvCacheBytes?: number;
+  /** Reuse KV rows of earlier requests that share a prompt prefix (default true). */
+  prefixCache?: boolean;
+  /** Cached prefixes unused for this long are dropped, so an idle server gives the memory back. */
+  prefixCacheIdleMs?: number;
   /**
-   * Run a derived graph whose lm_head sees only the last position (default true). The export's
-   * own graph computes logits for every prompt position.
-   */
-  lastPositionLogits?: boolean;
-  /**
-   * 'new-positions' (default): a derived graph reads the KV buffers as inputs and returns only the
-   * new rows. 'in-place': the export's GroupQueryAttention updates the buffers in place, and
-   * onnxruntime-node copies them out whole after every step.
+   * 'batched' (default): the derived batched graph (many sequences per step, KV buffers as inputs,
+   * only new rows out). 'in-place': the export's own attention, one sequence at a time (for
+   * comparison, and the fallback when the batched rewrite cannot handle an export).
    */
   kvUpdate?: KvUpdate;
 }
 
-export type KvUpdate = 'new-positions' | 'in-place';
+export type KvUpdate = 'batched' | 'in-place';
 
 export interface EngineStats {
-  /** Sequences currently being generated. */
+  /** Sequences prefilling or decoding. */
   running: number;
-  /** Positions held in KV buffers across running sequences. */
-  kvTokensInUse: number;
+  /** Sequences in the engine's waiting line. */
+  waiting: number;
+  kvUsedBytes: number;
+  kvBudgetBytes: number;
+  /** Positions held by the prefix cache. */
+  prefixCachedTokens: number;
+  /** Since load: prompt tokens looked up in the prefix cache, and those found. */
+  prefixQueriedTokens: number;
+  prefixHitTokens: number;
+  /** Since load: running sequences put back in line because the KV budget was full. */
+  preemptions: number;
+}
+
+/** How the engine was sized at load (flags, or defaults from the machine and the model). */
+export interface EngineLimits {
+  maxRunningSeqs: number;
+  maxBatchTokens: number;
+  prefillChunk: number;
+  kvBudgetBytes: number;
+  /** The context the engine serves: the model's, capped by --context-length and by what the KV budget holds. */
+  contextLength: number;
+  prefixCache: boolean;
+}
+
+/** One model step, as the metrics see it. */
+export interface StepRecord {
+  /** Tokens run through the model (one per decoding sequence, plus a prompt chunk). */
+  tokens: number;
+  sequences: number;
+  runMs: number;
 }

@@ -1,67 +1,108 @@
 /**
- * Worker thread that owns the ONNX Runtime session. session.run blocks whatever thread calls
- * it, so it lives here and the main thread's event loop stays free for HTTP.
+ * Worker thread that owns the ONNX session and the scheduler. session.run blocks whatever thread
+ * calls it, so it lives here and the main thread's event loop stays free for HTTP. The worker
+ * runs model steps for as long as any sequence runs or waits, and idles otherwise.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { DecoderSession } from './decoder-session.ts';
-import { runGeneration } from './generation-loop.ts';
-import type { EngineOptions } from './types.ts';
-import type { FromWorker, ToWorker } from './worker-protocol.ts';
+import { KvMemory } from './kv/kv-memory.ts';
+import { resolveLimits, type ResolvedLimits } from './limits.ts';
+import { loadDecoder, type LoadedDecoder } from './model-session.ts';
+import { Scheduler } from './scheduler.ts';
+import { Sequence } from './sequence.ts';
+import type { EngineOptions, GenerationEvent, StepRecord } from './types.ts';
+import type { FromWorker, ToWorker, WorkerStats } from './worker-protocol.ts';
 
 const port = parentPort;
 if (!port) throw new Error('worker-entry must run in a worker thread');
 const post = (msg: FromWorker) => port.postMessage(msg);
 
-let session: DecoderSession;
+let decoder: LoadedDecoder;
+let limits: ResolvedLimits;
+let memory: KvMemory;
+let scheduler: Scheduler;
 try {
-  session = await DecoderSession.create(workerData as EngineOptions);
-  post({ type: 'ready', info: session.info, session: session.description });
+  const opts = workerData as EngineOptions;
+  decoder = await loadDecoder(opts);
+  limits = resolveLimits(opts, decoder.info, decoder.runner.kvShape);
+  memory = new KvMemory(decoder.runner.kvShape, limits.kvBudgetBytes);
+  decoder.info.contextLength = limits.contextLength;
+  scheduler = new Scheduler(decoder.runner, memory, { ...limits }, (step) => postStep(step));
+  const { growthChunk: _g, prefixCacheIdleMs: _i, ...engineLimits } = limits;
+  post({ type: 'ready', info: decoder.info, session: decoder.description, limits: engineLimits });
 } catch (err) {
   post({ type: 'fatal', error: err instanceof Error ? err.message : String(err) });
   process.exit(1);
 }
 
-// One sequence at a time for now; a batching scheduler replaces this FIFO.
-const pending: Extract<ToWorker, { type: 'generate' }>[] = [];
-let busy: Promise<void> | undefined;
-let shuttingDown = false;
-/**
- * The session keeps the last sequence's KV buffers for the next one (see KvBufferPool); after this
- * long with nothing to run they are dropped, so an idle server does not hold a long request's cache.
- */
-const IDLE_KV_DROP_MS = 10_000;
-let idleTimer: NodeJS.Timeout | undefined;
-
-function pump(): Promise<void> {
-  clearTimeout(idleTimer);
-  busy ??= drain().finally(() => {
-    busy = undefined;
-    idleTimer = setTimeout(() => session.dropSpareKv(), IDLE_KV_DROP_MS);
-    idleTimer.unref();
-  });
-  return busy;
+function stats(): WorkerStats {
+  return {
+    kvUsedBytes: memory.usedBytes,
+    kvBudgetBytes: memory.budgetBytes,
+    prefixCachedTokens: scheduler.cachedPositions,
+    prefixQueriedTokens: scheduler.counters.queriedTokens,
+    prefixHitTokens: scheduler.counters.hitTokens,
+    preemptions: scheduler.counters.preemptions,
+  };
 }
 
-async function drain(): Promise<void> {
-  while (pending.length > 0 && !shuttingDown) {
-    const job = pending.shift()!;
-    const flag = new Int32Array(job.abortFlag);
-    await runGeneration(session, job.request, {
-      aborted: () => Atomics.load(flag, 0) !== 0,
-      emit: (event) => post({ type: 'event', id: job.id, event }),
-    });
+function postStep(step: StepRecord): void {
+  post({ type: 'step', step, stats: stats() });
+}
+
+let loop: Promise<void> | undefined;
+let stopping = false;
+let idleTimer: NodeJS.Timeout | undefined;
+
+function pump(): void {
+  clearTimeout(idleTimer);
+  loop ??= run().finally(() => {
+    loop = undefined;
+    if (!stopping) expireWhenIdle();
+  });
+}
+
+async function run(): Promise<void> {
+  while (!stopping && scheduler.hasWork()) {
+    if (!(await scheduler.step())) break;
+    // Let queued messages (new requests) in between steps even when steps are very short.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
+}
+
+/** Cached prefixes unused for a while are dropped, so an idle server gives their memory back. */
+function expireWhenIdle(): void {
+  idleTimer = setTimeout(() => {
+    scheduler.expireCache(performance.now() - limits.prefixCacheIdleMs);
+    post({ type: 'step', step: { tokens: 0, sequences: 0, runMs: 0 }, stats: stats() });
+    if (scheduler.cachedPositions > 0) expireWhenIdle();
+  }, limits.prefixCacheIdleMs);
+  idleTimer.unref();
 }
 
 port.on('message', (msg: ToWorker) => {
   if (msg.type === 'generate') {
-    pending.push(msg);
-    void pump();
+    const flag = new Int32Array(msg.abortFlag);
+    const hooks = { aborted: () => Atomics.load(flag, 0) !== 0, emit: (event: GenerationEvent) => post({ type: 'event', id: msg.id, event }) };
+    let seq: Sequence;
+    try {
+      seq = new Sequence(msg.id, msg.request, { vocabSize: decoder.info.vocabSize, eosTokenIds: decoder.info.eosTokenIds, contextLength: limits.contextLength }, hooks);
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      post({ type: 'event', id: msg.id, event: { type: 'done', finishReason: 'error', promptTokens: msg.request.promptIds.length, completionTokens: 0, cachedTokens: 0, timings: { prefillMs: 0, decodeMs: 0, overheadMsPerToken: 0 }, error } });
+      return;
+    }
+    scheduler.enqueue(seq);
+    pump();
   } else if (msg.type === 'shutdown') {
-    // The main thread has raised every abort flag; the running step ends before release.
-    shuttingDown = true;
-    void Promise.resolve(busy)
-      .then(() => session.release())
+    // The main thread has raised every abort flag: the running step ends, then every sequence does.
+    stopping = true;
+    clearTimeout(idleTimer);
+    void Promise.resolve(loop)
+      .then(async () => {
+        while (scheduler.hasWork() && (await scheduler.step()));
+        scheduler.releaseAll();
+        await decoder.runner.release();
+      })
       .finally(() => process.exit(0));
   }
 });

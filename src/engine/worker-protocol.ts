@@ -1,6 +1,6 @@
 /** Messages between the engine facade (main thread) and the worker that owns the session. */
-import type { SessionDescription } from './decoder-session.ts';
-import type { GenerationEvent, GenerationRequest, ModelInfo } from './types.ts';
+import type { SessionDescription } from './model-session.ts';
+import type { EngineLimits, EngineStats, GenerationEvent, GenerationRequest, ModelInfo, StepRecord } from './types.ts';
 
 export type ToWorker =
   | {
@@ -12,7 +12,11 @@ export type ToWorker =
     }
   | { type: 'shutdown' };
 
+/** What the worker's scheduler holds, sent after every step. */
+export type WorkerStats = Omit<EngineStats, 'running' | 'waiting'>;
+
 export type FromWorker =
-  | { type: 'ready'; info: ModelInfo; session: SessionDescription }
+  | { type: 'ready'; info: ModelInfo; session: SessionDescription; limits: EngineLimits }
   | { type: 'fatal'; error: string }
-  | { type: 'event'; id: number; event: GenerationEvent };
+  | { type: 'event'; id: number; event: GenerationEvent }
+  | { type: 'step'; step: StepRecord; stats: WorkerStats };

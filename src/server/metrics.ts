@@ -8,6 +8,7 @@
  * Only counts and times are recorded, never text.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EngineStats, StepRecord } from '../engine/types.ts';
 import type { ServingContext } from './serving/context.ts';
 import type { RequestTrace, TraceOutcome } from './trace.ts';
 
@@ -22,6 +23,8 @@ const REQUEST_SECONDS_BUCKETS = [
 const QUEUE_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200];
 // vLLM's 1-2-5 series, up to Phi-4-mini's 131072-token context.
 const TOKEN_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 131072];
+const STEP_TOKEN_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+const STEP_SEQUENCE_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64];
 
 /** Window of the recent decode-throughput gauge. */
 const THROUGHPUT_WINDOW_MS = 10_000;
@@ -113,6 +116,14 @@ export class ServingMetrics {
   private readonly generationTokens: Counter;
   private readonly requests: Counter<'endpoint' | 'status' | 'finish_reason'>;
   private readonly loadSeconds: Gauge;
+  private readonly prefixQueries: Counter;
+  private readonly prefixHits: Counter;
+  private readonly preemptions: Counter;
+  private readonly stepTokens: Histogram;
+  private readonly stepSequences: Histogram;
+  /** The engine's cumulative counts when last seen (the counters above grow by the difference). */
+  private seen = { queried: 0, hits: 0, preemptions: 0 };
+  private stopFollowingSteps: (() => void) | undefined;
   private readonly modelInfo: Gauge<'execution_provider' | 'threads' | 'logits' | 'kv_update'>;
 
   constructor(opts: MetricsOptions) {
@@ -178,38 +189,34 @@ export class ServingMetrics {
     });
 
     const self = this;
-    new Gauge({
-      name: `${p}num_requests_running`,
-      help: 'Requests holding an engine slot.',
-      registers,
-      collect() {
-        this.set(self.ctx?.queue.running ?? 0);
-      },
-    });
-    new Gauge({
-      name: `${p}num_requests_waiting`,
-      help: 'Requests waiting in the queue for an engine slot.',
-      registers,
-      collect() {
-        this.set(self.ctx?.queue.waiting ?? 0);
-      },
-    });
-    new Gauge({
-      name: `${p}avg_generation_throughput_toks_per_s`,
-      help: `Tokens generated per second over the last ${THROUGHPUT_WINDOW_MS / 1000} s of busy time; 0 while idle.`,
-      registers,
-      collect() {
-        this.set(self.rate.perSecond(performance.now(), self.ctx?.queue.running ?? 0));
-      },
-    });
-    new Gauge({
-      name: `${p}kv_cache_tokens_in_use`,
-      help: 'Positions held in KV-cache buffers by running sequences.',
-      registers,
-      collect() {
-        this.set(self.ctx?.engine.stats().kvTokensInUse ?? 0);
-      },
-    });
+    const gauge = (name: string, help: string, read: (stats: EngineStats) => number) =>
+      new Gauge({
+        name: p + name,
+        help,
+        registers,
+        collect() {
+          const stats = self.ctx?.engine.stats();
+          this.set(stats ? read(stats) : 0);
+        },
+      });
+    gauge('num_requests_running', 'Sequences the engine is prefilling or decoding.', (st) => st.running);
+    gauge('num_requests_waiting', "Requests waiting in the engine's line.", (st) => st.waiting);
+    gauge(
+      'avg_generation_throughput_toks_per_s',
+      `Tokens generated per second over the last ${THROUGHPUT_WINDOW_MS / 1000} s of busy time; 0 while idle.`,
+      (st) => this.rate.perSecond(performance.now(), st.running),
+    );
+    gauge('kv_cache_usage_perc', 'Share of the KV budget in use (running, waiting and cached sequences), 0 to 1.', (st) =>
+      st.kvBudgetBytes > 0 ? st.kvUsedBytes / st.kvBudgetBytes : 0,
+    );
+    gauge('kv_cache_budget_bytes', 'The KV memory budget (--kv-cache-gib).', (st) => st.kvBudgetBytes);
+    gauge('prefix_cache_tokens', 'Positions held by the prefix cache.', (st) => st.prefixCachedTokens);
+    const counter = (name: string, help: string) => new Counter({ name: p + name, help, registers });
+    this.prefixQueries = counter('prefix_cache_queries_total', 'Prompt tokens looked up in the prefix cache.');
+    this.prefixHits = counter('prefix_cache_hits_total', 'Prompt tokens whose KV came from the prefix cache.');
+    this.preemptions = counter('num_preemptions_total', 'Running sequences put back in line because the KV budget was full (recomputed later).');
+    this.stepTokens = histogram('iteration_tokens_total', 'Tokens per model step (one per decoding sequence, plus a prompt chunk).', STEP_TOKEN_BUCKETS);
+    this.stepSequences = histogram('iteration_sequences', 'Sequences per model step.', STEP_SEQUENCE_BUCKETS);
     this.loadSeconds = new Gauge({
       name: `${p}model_load_seconds`,
       help: 'Seconds the model took to load (ONNX session and tokenizer); 0 until loaded.',
@@ -227,6 +234,9 @@ export class ServingMetrics {
   /** Starts following a serving context (once the model is loaded). */
   attach(ctx: ServingContext, loadSeconds: number | undefined): void {
     this.ctx = ctx;
+    const start = ctx.engine.stats();
+    this.seen = { queried: start.prefixQueriedTokens, hits: start.prefixHitTokens, preemptions: start.preemptions };
+    this.stopFollowingSteps = ctx.engine.onStep((step, stats) => this.recordStep(step, stats));
     const session = ctx.engine.session;
     this.loadSeconds.set(loadSeconds ?? (session ? session.loadMs / 1000 : 0));
     if (session) {
@@ -271,6 +281,24 @@ export class ServingMetrics {
       }
       this.reconcileTokens(trace, st);
     });
+  }
+
+  /** Stops following the engine's steps (the app closes; the engine may serve other apps). */
+  detach(): void {
+    this.stopFollowingSteps?.();
+    this.stopFollowingSteps = undefined;
+  }
+
+  private recordStep(step: StepRecord, stats: EngineStats): void {
+    if (step.tokens > 0) {
+      this.stepTokens.observe(step.tokens);
+      this.stepSequences.observe(step.sequences);
+    }
+    const grow = (c: Counter, now: number, before: number) => now > before && c.inc(now - before);
+    grow(this.prefixQueries, stats.prefixQueriedTokens, this.seen.queried);
+    grow(this.prefixHits, stats.prefixHitTokens, this.seen.hits);
+    grow(this.preemptions, stats.preemptions, this.seen.preemptions);
+    this.seen = { queried: stats.prefixQueriedTokens, hits: stats.prefixHitTokens, preemptions: stats.preemptions };
   }
 
   /** Accumulations for a trace (created on first use). */

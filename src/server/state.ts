@@ -10,7 +10,6 @@ export type ServerStatus = 'loading' | 'ready' | 'draining' | 'failed';
 export class ModelHost {
   private statusValue: ServerStatus = 'loading';
   private ctx: ServingContext | undefined;
-  loadError: Error | undefined;
   /** Settles when loading ends; rejects with the load error. */
   loaded: Promise<void> = Promise.resolve();
 
@@ -29,15 +28,15 @@ export class ModelHost {
     if (this.statusValue === 'loading') this.statusValue = 'ready';
   }
 
-  setFailed(err: Error): void {
-    this.loadError = err;
+  setFailed(): void {
     this.statusValue = 'failed';
   }
 
-  /** New work is refused from now on; running work continues. */
+  /** New work is refused from now on, and so is work still waiting in the engine's line; running work continues. */
   drain(): void {
     this.statusValue = 'draining';
-    this.ctx?.queue.close();
+    this.ctx?.admission.close();
+    this.ctx?.draining.abort();
   }
 
   /**

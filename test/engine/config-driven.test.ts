@@ -16,7 +16,7 @@ test('tiny-alt (3 layers, 12 query and 4 KV heads of 32, plain RoPE, 4k context)
     let finish: string | undefined;
     for await (const e of engine.generate({ promptIds: [1, 2, 3, 4, 5], maxTokens: 8, sampling: { ...DEFAULT_SAMPLING, seed: 1 } })) {
       if (e.type === 'token') tokens++;
-      else finish = e.finishReason;
+      else if (e.type === 'done') finish = e.finishReason;
     }
     assert.equal(tokens, 8);
     assert.equal(finish, 'length');
@@ -37,7 +37,7 @@ test('--context-length caps the context below the model\'s own', async () => {
     let finish: string | undefined;
     for await (const e of engine.generate({ promptIds: Array.from({ length: 20 }, (_, i) => 100 + i), maxTokens: 100, sampling: { ...DEFAULT_SAMPLING, seed: 2 } })) {
       if (e.type === 'token') tokens++;
-      else finish = e.finishReason;
+      else if (e.type === 'done') finish = e.finishReason;
     }
     // 20 prompt positions + 4 generated fill the 24-position context.
     assert.equal(finish, 'length');

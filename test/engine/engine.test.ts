@@ -23,7 +23,7 @@ async function collect(events: AsyncIterable<GenerationEvent>): Promise<{ ids: n
   const tokens: Extract<GenerationEvent, { type: 'token' }>[] = [];
   for await (const e of events) {
     if (e.type === 'token') tokens.push(e);
-    else return { ids: tokens.map((t) => t.id), done: e, tokens };
+    else if (e.type === 'done') return { ids: tokens.map((t) => t.id), done: e, tokens };
   }
   throw new Error('stream ended without a done event');
 }
@@ -44,7 +44,7 @@ test('generates max_tokens tokens and reports usage', async () => {
   assert.equal(done.promptTokens, PROMPT.length);
   assert.equal(ids.length, 12);
   for (const id of ids) assert.ok(id >= 0 && id < 200064);
-  assert.deepEqual(engine.stats(), { running: 0, kvTokensInUse: 0 });
+  assert.deepEqual([engine.stats().running, engine.stats().waiting], [0, 0]);
 });
 
 test('timings split the generation: prefill, then decode with its time outside the model steps per step', async () => {
@@ -130,7 +130,7 @@ test('an abort stops generation promptly', async () => {
   // token messages are queued (a tiny-model step takes well under a millisecond), so the bound is
   // loose: an abort that did not work would run to 5,000.
   assert.ok(done!.completionTokens < 5 + 64, `generated ${done!.completionTokens} tokens after aborting at 5`);
-  assert.deepEqual(engine.stats(), { running: 0, kvTokensInUse: 0 });
+  assert.deepEqual([engine.stats().running, engine.stats().waiting], [0, 0]);
 });
 
 test('a consumer that stops iterating aborts the worker-side generation', async () => {
@@ -156,5 +156,5 @@ test('a reader that stops right after done (without closing the stream) leaves n
     const { value } = await it.next();
     if (value?.type === 'done') break;
   }
-  assert.deepEqual(engine.stats(), { running: 0, kvTokensInUse: 0 });
+  assert.deepEqual([engine.stats().running, engine.stats().waiting], [0, 0]);
 });

@@ -1,152 +1,137 @@
 /**
- * KV-cached generation must give the logits of a full recomputation, in both ways of updating
- * the KV buffers. tiny-exact and tiny-alt use accuracy_level 0 (fp32 MatMulNBits) so the
- * comparison can be tight; tiny uses the CPU export's accuracy_level 4 (int8 activations), where
- * only the argmax must agree.
+ * KV-cached steps must give the logits of a full recomputation by the export's own graph: for a
+ * single sequence in either graph, and for sequences batched together in the batched graph
+ * (decode slots side by side, and a prompt chunk riding along with them). tiny-exact and tiny-alt
+ * use accuracy_level 0 (fp32 MatMulNBits) so the comparison can be tight; tiny uses the CPU
+ * export's accuracy_level 4 (int8 activations), where only the argmax must agree.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DecoderSession } from '../../src/engine/decoder-session.ts';
 import type { KvUpdate } from '../../src/engine/types.ts';
+import { FullRecompute, Stepper, argmax, maxAbsDiff } from '../helpers/decoder.ts';
 import { FIXTURES } from '../setup/model-paths.ts';
 
-function argmax(a: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
-  return best;
-}
+const PROMPT = [200022, 1234, 5678, 91011, 1213, 200020, 200021, 42, 4242, 200019];
 
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
-
-interface StepComparison {
-  diffs: number[];
-  argmaxAgree: boolean[];
-}
-
-/**
- * Prefill 10 tokens, then 20 decode steps; each step is checked against a full pass of the
- * export's own graph (all positions, its GroupQueryAttention, no cache carried over).
- */
-async function compareCachedWithFull(modelDir: string, kvGrowthChunk: number, kvUpdate: KvUpdate): Promise<StepComparison> {
-  const session = await DecoderSession.create({ modelDir, threads: 2, kvGrowthChunk, kvUpdate });
-  const reference = await DecoderSession.create({ modelDir, threads: 2, lastPositionLogits: false });
+/** Prefill PROMPT, then 20 decode steps, each checked against a full pass of the export. */
+async function compareCachedWithFull(modelDir: string, growth: number, kvUpdate: KvUpdate): Promise<{ diffs: number[]; agree: boolean[] }> {
+  const stepper = await Stepper.open({ modelDir, threads: 2, kvUpdate }, growth);
+  const reference = await FullRecompute.open(modelDir);
   try {
-    assert.equal(session.description.kvUpdate, kvUpdate);
-    assert.equal(reference.description.logits, 'all-positions');
-    const prompt = [200022, 1234, 5678, 91011, 1213, 200020, 200021, 42, 4242, 200019];
-    const seq = session.newSequence();
-    const tokens = [...prompt];
-    let cached = Float32Array.from(await session.forward(seq, prompt));
-    const result: StepComparison = { diffs: [], argmaxAgree: [] };
+    assert.equal(stepper.decoder.description.kvUpdate, kvUpdate);
+    const block = stepper.block();
+    const tokens = [...PROMPT];
+    let cached = await stepper.prefill(block, PROMPT, 4);
+    const result = { diffs: [] as number[], agree: [] as boolean[] };
     // Alternate greedy picks with fixed tokens so the sequence does not collapse into one repeated id.
     for (let step = 0; step < 20; step++) {
       const next = step % 3 === 2 ? 1000 + step * 7919 : argmax(cached);
       tokens.push(next);
-      cached = Float32Array.from(await session.forward(seq, [next]));
-      const full = await reference.forward(reference.newSequence(), tokens);
+      [cached] = await stepper.decode(block, [next]);
+      const full = await reference.logits(tokens);
       result.diffs.push(maxAbsDiff(cached, full));
-      result.argmaxAgree.push(argmax(cached) === argmax(full));
+      result.agree.push(argmax(cached) === argmax(full));
     }
-    assert.equal(seq.length, prompt.length + 20);
+    assert.equal(block.lengths[0], PROMPT.length + 20);
     return result;
   } finally {
-    await session.release();
+    await stepper.release();
     await reference.release();
   }
 }
 
-for (const kvUpdate of ['new-positions', 'in-place'] as const) {
+for (const kvUpdate of ['batched', 'in-place'] as const) {
   for (const fixture of ['tiny-exact', 'tiny-alt'] as const) {
-    test(`${fixture}, ${kvUpdate} KV: cached logits equal the export's full recomputation within 1e-4 at every step`, async () => {
-      // A growth chunk of 8 forces the KV buffers to be regrown (and copied) several times.
+    test(`${fixture}, ${kvUpdate}: cached logits equal the export's full recomputation within 1e-4 at every step`, async () => {
+      // A growth chunk of 8 makes the layout widen (rows moving in place) several times.
       const { diffs } = await compareCachedWithFull(FIXTURES[fixture], 8, kvUpdate);
       assert.equal(diffs.length, 20);
       for (const [step, d] of diffs.entries()) assert.ok(d <= 1e-4, `step ${step}: max abs diff ${d}`);
     });
   }
-  test(`tiny (accuracy_level 4), ${kvUpdate} KV: cached argmax equals full recomputation at every step`, async () => {
-    const { argmaxAgree } = await compareCachedWithFull(FIXTURES.tiny, 256, kvUpdate);
-    assert.deepEqual(argmaxAgree, new Array(20).fill(true));
+  test(`tiny (accuracy_level 4), ${kvUpdate}: cached argmax equals full recomputation at every step`, async () => {
+    const { agree } = await compareCachedWithFull(FIXTURES.tiny, 256, kvUpdate);
+    assert.deepEqual(agree, new Array(20).fill(true));
   });
 }
 
-for (const kvUpdate of ['new-positions', 'in-place'] as const) {
-  test(`tiny-exact, ${kvUpdate} KV: a sequence on a released sequence's buffers gives the logits of one on fresh buffers`, async () => {
-    const session = await DecoderSession.create({ modelDir: FIXTURES['tiny-exact'], threads: 1, kvGrowthChunk: 8, prefillChunk: 8, kvUpdate });
+const prompts = [
+  Array.from({ length: 13 }, (_, i) => 700 + i * 31),
+  Array.from({ length: 40 }, (_, i) => 9000 + i * 17),
+  Array.from({ length: 3 }, (_, i) => 50_000 + i),
+];
+
+for (const fixture of ['tiny-exact', 'tiny-alt'] as const) {
+  test(`${fixture}, batched: sequences decoded side by side in one block get the logits they get alone`, async () => {
+    const stepper = await Stepper.open({ modelDir: FIXTURES[fixture], threads: 2 }, 8);
     try {
-      const run = async (seq: ReturnType<typeof session.newSequence>, prompt: number[]) => {
-        const out = [Float32Array.from(await session.forward(seq, prompt))];
-        for (let i = 0; i < 6; i++) out.push(Float32Array.from(await session.forward(seq, [argmax(out[out.length - 1])])));
-        return out;
-      };
-      // A longer first sequence, so the second one's buffers hold its rows past the second's length.
-      const first = session.newSequence();
-      await run(first, Array.from({ length: 37 }, (_, i) => 900 + i * 13));
-      const used = first.allocatedPositions;
-      first.release();
-      const prompt = Array.from({ length: 11 }, (_, i) => 4000 + i * 17);
-      const reused = session.newSequence();
-      const onReused = await run(reused, prompt);
-      assert.equal(reused.allocatedPositions, used);
-      reused.release();
-      session.dropSpareKv();
-      const fresh = session.newSequence();
-      const onFresh = await run(fresh, prompt);
-      assert.ok(fresh.allocatedPositions < used);
-      for (const [i, logits] of onFresh.entries()) assert.ok(maxAbsDiff(onReused[i], logits) <= 1e-6, `step ${i}: ${maxAbsDiff(onReused[i], logits)}`);
+      // Alone: each in its own block.
+      const alone: Float32Array[][] = [];
+      for (const prompt of prompts) {
+        const block = stepper.block();
+        const out = [await stepper.prefill(block, prompt, 16)];
+        for (let i = 0; i < 6; i++) out.push((await stepper.decode(block, [2000 + i]))[0]);
+        alone.push(out);
+      }
+      // Together: prefilled apart, then copied into the slots of one block and stepped together.
+      const batch = stepper.block();
+      const first: Float32Array[] = [];
+      batch.arrange(prompts.length, 64);
+      for (const [slot, prompt] of prompts.entries()) {
+        const own = stepper.block();
+        first.push(await stepper.prefill(own, prompt, 16));
+        batch.copyFrom(own, 0, slot, 0, prompt.length);
+        batch.lengths[slot] = prompt.length;
+      }
+      const together: Float32Array[][] = first.map((l) => [l]);
+      for (let i = 0; i < 6; i++) {
+        const rows = await stepper.decode(batch, prompts.map(() => 2000 + i));
+        rows.forEach((row, s) => together[s].push(row));
+      }
+      for (const [s, steps] of together.entries()) {
+        for (const [i, logits] of steps.entries()) {
+          const d = maxAbsDiff(logits, alone[s][i]);
+          assert.ok(d <= 1e-4, `sequence ${s}, step ${i}: max abs diff ${d}`);
+        }
+      }
     } finally {
-      await session.release();
+      await stepper.release();
     }
   });
 }
 
-test('the KV buffer grows with the sequence, never to the model context', async () => {
-  const session = await DecoderSession.create({ modelDir: FIXTURES.tiny, threads: 1, kvGrowthChunk: 16 });
+test('tiny-exact, batched: a prompt chunk riding along with decode slots gets the logits of a lone prefill, and so do the slots', async () => {
+  const stepper = await Stepper.open({ modelDir: FIXTURES['tiny-exact'], threads: 2 }, 16);
   try {
-    assert.equal(session.info.contextLength, 131072);
-    const seq = session.newSequence();
-    await session.forward(seq, Array.from({ length: 20 }, (_, i) => 500 + i));
-    assert.equal(seq.allocatedPositions, 32);
-    for (let i = 0; i < 13; i++) await session.forward(seq, [7 + i]);
-    assert.equal(seq.length, 33);
-    assert.equal(seq.allocatedPositions, 48);
-  } finally {
-    await session.release();
-  }
-});
+    const [a, b] = prompts;
+    const lone = stepper.block();
+    const loneLogits = await stepper.prefill(lone, b, 40);
+    const decodeAlone = stepper.block();
+    await stepper.prefill(decodeAlone, a, 16);
+    const [slotAlone] = await stepper.decode(decodeAlone, [777]);
 
-test('a sequence fills the context exactly, and not one position more', async () => {
-  const session = await DecoderSession.create({ modelDir: FIXTURES.tiny, threads: 1, kvGrowthChunk: 16, prefillChunk: 16, contextLength: 40 });
-  try {
-    const seq = session.newSequence();
-    await session.forward(seq, Array.from({ length: 39 }, (_, i) => 500 + i));
-    await session.forward(seq, [7]);
-    assert.equal(seq.length, 40);
-    assert.equal(seq.allocatedPositions, 40);
-    await assert.rejects(session.forward(seq, [8]), RangeError);
-    await assert.rejects(session.forward(session.newSequence(), Array.from({ length: 41 }, (_, i) => 500 + i)), RangeError);
+    const batch = stepper.block();
+    await stepper.prefill(batch, a, 16);
+    const prefilling = stepper.block();
+    prefilling.arrange(1, 48);
+    const [slotMixed, chunkMixed] = await stepper.decoder.runner.run({ decode: { block: batch, tokens: [777] }, prefill: { block: prefilling, tokens: b, logits: true } });
+    assert.ok(maxAbsDiff(chunkMixed, loneLogits) <= 1e-5, `prefill: ${maxAbsDiff(chunkMixed, loneLogits)}`);
+    assert.ok(maxAbsDiff(slotMixed, slotAlone) <= 1e-5, `decode: ${maxAbsDiff(slotMixed, slotAlone)}`);
   } finally {
-    await session.release();
+    await stepper.release();
   }
 });
 
 test('chunked prefill gives the logits of a single-pass prefill', async () => {
-  const single = await DecoderSession.create({ modelDir: FIXTURES['tiny-exact'], threads: 1, prefillChunk: 4096 });
-  const chunked = await DecoderSession.create({ modelDir: FIXTURES['tiny-exact'], threads: 1, prefillChunk: 16, kvGrowthChunk: 8 });
+  const stepper = await Stepper.open({ modelDir: FIXTURES['tiny-exact'], threads: 1 }, 8);
   try {
     const prompt = Array.from({ length: 45 }, (_, i) => 300 + i * 11);
-    const a = Float32Array.from(await single.forward(single.newSequence(), prompt));
-    const seq = chunked.newSequence();
-    const b = await chunked.forward(seq, prompt);
-    assert.equal(seq.length, 45);
-    assert.ok(maxAbsDiff(a, b) <= 1e-4, `max abs diff ${maxAbsDiff(a, b)}`);
+    const single = await stepper.prefill(stepper.block(), prompt, 4096);
+    const block = stepper.block();
+    const chunked = await stepper.prefill(block, prompt, 16);
+    assert.equal(block.lengths[0], 45);
+    assert.ok(maxAbsDiff(single, chunked) <= 1e-4, `max abs diff ${maxAbsDiff(single, chunked)}`);
   } finally {
-    await single.release();
-    await chunked.release();
+    await stepper.release();
   }
 });

@@ -1,34 +1,29 @@
-/** The derived last-position graph must give the original export's last-position logits. */
+/** The derived last-position graph (the export's attention) must give the original export's logits. */
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { test } from 'node:test';
-import { DecoderSession } from '../../src/engine/decoder-session.ts';
-import { lastPositionModelPath } from '../../src/engine/last-position-model.ts';
+import { lastPositionModelPath } from '../../src/engine/graphs/last-position-model.ts';
+import { FullRecompute, Stepper, maxAbsDiff } from '../helpers/decoder.ts';
 import { FIXTURES } from '../setup/model-paths.ts';
 
 test('last-position model: same logits as the original, original untouched', async () => {
   const dir = FIXTURES['tiny-exact'];
   const original = `${dir}/model.onnx`;
   const before = statSync(original);
-  const full = await DecoderSession.create({ modelDir: dir, threads: 1, lastPositionLogits: false });
-  const last = await DecoderSession.create({ modelDir: dir, threads: 1, kvUpdate: 'in-place' });
+  const full = await FullRecompute.open(dir);
+  const last = await Stepper.open({ modelDir: dir, threads: 1, kvUpdate: 'in-place' });
   try {
-    assert.equal(full.description.logits, 'all-positions');
-    assert.equal(last.description.logits, 'last-position');
-    assert.equal(last.description.modelFile, lastPositionModelPath(original));
-    const prompt = [200022, 311, 9125, 1001, 200020, 200021, 77, 88, 99, 200020, 200019];
-    const a = full.newSequence();
-    const b = last.newSequence();
-    let la = await full.forward(a, prompt);
-    let lb = await last.forward(b, prompt);
+    assert.equal(last.decoder.description.logits, 'last-position');
+    assert.equal(last.decoder.description.modelFile, lastPositionModelPath(original));
+    const tokens = [200022, 311, 9125, 1001, 200020, 200021, 77, 88, 99, 200020, 200019];
+    const block = last.block();
+    let lb = await last.prefill(block, tokens);
     for (let step = 0; step < 5; step++) {
-      assert.equal(la.length, 200064);
+      const la = await full.logits(tokens);
       assert.equal(lb.length, 200064);
-      let d = 0;
-      for (let i = 0; i < la.length; i++) d = Math.max(d, Math.abs(la[i] - lb[i]));
-      assert.ok(d <= 1e-4, `step ${step}: max abs diff ${d}`);
-      la = await full.forward(a, [500 + step]);
-      lb = await last.forward(b, [500 + step]);
+      assert.ok(maxAbsDiff(la, lb) <= 1e-4, `step ${step}: max abs diff ${maxAbsDiff(la, lb)}`);
+      tokens.push(500 + step);
+      [lb] = await last.decode(block, [500 + step]);
     }
   } finally {
     await full.release();

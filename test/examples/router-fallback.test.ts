@@ -264,15 +264,15 @@ describe('FallbackRouter with this project\'s server (tiny model)', { skip: !hav
   it('the real server saturated (429 + Retry-After) → the next provider answers', async () => {
     const backup = await track(fakeProvider(() => ok('from backup')));
     const router = new FallbackRouter({ providers: [local(), provider('backup', backup.baseURL, false)], maxRetryAfterMs: 500 });
-    // Occupy the engine's only slot, as a long generation would.
-    const lease = await server.ctx.queue.acquire();
+    // Fill every place the server admits (running and waiting), as a burst of long generations would.
+    const held = Array.from({ length: server.ctx.admission.maxRunning + server.ctx.admission.maxQueue }, () => server.ctx.admission.admit());
     try {
       const r = await router.chat(small);
       assert.equal(r.provider, 'backup');
       assert.deepEqual(outcomes(r), ['local-phi4:rate-limited', 'backup:ok']);
       assert.ok((r.attempts[0].retryAfterMs ?? 0) >= 1000, 'the server sends Retry-After in whole seconds');
     } finally {
-      lease.release();
+      for (const ticket of held) ticket.release();
     }
   });
 

@@ -29,7 +29,7 @@ let model: LoadedModel;
 let server: TestServer;
 
 before(async () => {
-  model = await loadTestModel({ contextLength: CONTEXT });
+  model = await loadTestModel({ contextLength: CONTEXT, maxRunningSeqs: 1 });
   server = await startServer(model, { contextLength: CONTEXT });
 });
 
@@ -48,7 +48,7 @@ const messages = [{ role: 'user', content: 'Count the sheep.' }];
 
 async function idle(s: TestServer): Promise<void> {
   await until(
-    () => s.app.inflight.count === 0 && s.ctx.queue.running === 0 && s.ctx.queue.waiting === 0 && model.engine.stats().running === 0,
+    () => s.app.inflight.count === 0 && s.ctx.admission.inflight === 0 && model.engine.stats().running === 0 && model.engine.stats().waiting === 0,
     'server idle',
   );
 }
@@ -175,11 +175,11 @@ describe('metrics', () => {
       { model: MODEL_NAME, messages, max_tokens: 3, logit_bias: NO_EOS_BIAS },
       { 'x-request-id': 'metrics-queued' },
     );
-    await until(() => server.ctx.queue.waiting === 1, 'second request queued');
+    await until(() => model.engine.stats().waiting === 1, 'second request queued');
     const busy = await scrape(server.url);
     assert.equal(value(busy, `${P}num_requests_running`), 1);
     assert.equal(value(busy, `${P}num_requests_waiting`), 1);
-    assert.ok(value(busy, `${P}kv_cache_tokens_in_use`) > 0);
+    assert.ok(value(busy, `${P}kv_cache_usage_perc`) > 0 && value(busy, `${P}kv_cache_usage_perc`) < 1);
     assert.ok(value(busy, `${P}avg_generation_throughput_toks_per_s`) > 0);
     // Live: generated tokens of the running stream already count.
     const sumSoFar = usages.reduce((a, u) => a + u.completion_tokens, 0);
@@ -245,10 +245,20 @@ describe('metrics', () => {
     assert.equal(req({ endpoint: '/v1/models', status: '200', finish_reason: 'none' }), 1);
     assert.equal(req({}), 10);
 
-    // Idle: every load gauge is back to 0.
-    for (const g of ['num_requests_running', 'num_requests_waiting', 'kv_cache_tokens_in_use', 'avg_generation_throughput_toks_per_s']) {
+    // Idle: every load gauge is back to 0; KV still holds the cached prefixes, within the budget.
+    for (const g of ['num_requests_running', 'num_requests_waiting', 'avg_generation_throughput_toks_per_s']) {
       assert.equal(value(m, `${P}${g}`), 0, g);
     }
+    assert.ok(value(m, `${P}prefix_cache_tokens`) > 0);
+    const usage = value(m, `${P}kv_cache_usage_perc`);
+    assert.ok(usage > 0 && usage <= 1, `kv_cache_usage_perc ${usage}`);
+    // Steps and the prefix cache: every admitted prompt was looked up, and some of it was found.
+    assert.ok(value(m, `${P}iteration_tokens_total_count`) > 0);
+    assert.equal(value(m, `${P}iteration_sequences_count`), value(m, `${P}iteration_tokens_total_count`));
+    const queried = value(m, `${P}prefix_cache_queries_total`);
+    assert.ok(queried > 0 && queried <= value(m, `${P}prompt_tokens_total`), `queried ${queried}`);
+    assert.ok(value(m, `${P}prefix_cache_hits_total`) <= queried);
+    assert.equal(value(m, `${P}num_preemptions_total`), 0);
   });
 
   it('names, types, model_name on every series, process metrics, model gauges', async () => {
@@ -269,7 +279,14 @@ describe('metrics', () => {
       num_requests_running: 'gauge',
       num_requests_waiting: 'gauge',
       avg_generation_throughput_toks_per_s: 'gauge',
-      kv_cache_tokens_in_use: 'gauge',
+      kv_cache_usage_perc: 'gauge',
+      kv_cache_budget_bytes: 'gauge',
+      prefix_cache_tokens: 'gauge',
+      prefix_cache_queries_total: 'counter',
+      prefix_cache_hits_total: 'counter',
+      num_preemptions_total: 'counter',
+      iteration_tokens_total: 'histogram',
+      iteration_sequences: 'histogram',
       model_load_seconds: 'gauge',
       model_info: 'gauge',
       // prom-client's default process metrics, prefixed
@@ -282,7 +299,7 @@ describe('metrics', () => {
     assert.ok(m.samples.length > 50);
     for (const s of m.samples) assert.equal(s.labels.model_name, MODEL_NAME, `${s.name} lacks model_name`);
     assert.ok(value(m, `${P}model_load_seconds`) > 0);
-    assert.equal(value(m, `${P}model_info`, { execution_provider: 'cpu', threads: '2', logits: 'last-position', kv_update: 'new-positions' }), 1);
+    assert.equal(value(m, `${P}model_info`, { execution_provider: 'cpu', threads: '2', logits: 'last-position', kv_update: 'batched' }), 1);
   });
 
   it('each app has its own registry; /metrics answers while loading', async () => {

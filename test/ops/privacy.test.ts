@@ -55,7 +55,7 @@ async function capturedServer(overrides: Parameters<typeof startServer>[1]): Pro
 }
 
 const idle = (s: TestServer) =>
-  until(() => s.app.inflight.count === 0 && s.ctx.queue.running === 0 && model.engine.stats().running === 0, 'idle');
+  until(() => s.app.inflight.count === 0 && s.ctx.admission.inflight === 0 && model.engine.stats().running === 0, 'idle');
 
 describe('privacy', () => {
   it('the marker appears in neither the logs nor /metrics', async () => {

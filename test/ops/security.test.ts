@@ -280,6 +280,6 @@ describe('connection timeouts', () => {
     assert.equal(failed, undefined);
     ac.abort();
     await reading;
-    await until(() => server.ctx.queue.running === 0 && model.engine.stats().running === 0, 'idle');
+    await until(() => server.ctx.admission.inflight === 0 && model.engine.stats().running === 0, 'idle');
   });
 });

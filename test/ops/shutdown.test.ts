@@ -83,11 +83,12 @@ function finalChunks(r: StreamResult): { finish: string; usage: { completion_tok
 
 describe('graceful shutdown (child process)', () => {
   it('SIGTERM: running stream completes, new and waiting requests get 503, exit 0', async () => {
-    child = await startChildServer(['--context-length', CONTEXT, '--shutdown-grace', '300', '--model-name', MODEL]);
+    // One sequence at a time, so that a second request waits in the engine's line.
+    child = await startChildServer(['--context-length', CONTEXT, '--shutdown-grace', '300', '--model-name', MODEL, '--max-running-seqs', '1']);
     const url = child.url;
     const MAX = 1000;
     const stream = await startStream(url, MAX);
-    // A second request waits in the queue behind the stream.
+    // A second request waits in line behind the stream.
     const waiting = fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -21,7 +21,9 @@ describe('config', () => {
     assert.equal(c.modelName, 'tiny');
     assert.deepEqual(c.apiKeys, []);
     assert.equal(c.maxQueue, 32);
-    assert.equal(c.maxConcurrent, 1);
+    assert.equal(c.maxRunningSeqs, undefined);
+    assert.equal(c.prefixCache, true);
+    assert.equal(c.kvUpdate, 'batched');
     assert.equal(c.requestTimeoutSec, 600);
     assert.equal(c.logLevel, 'info');
     assert.equal(c.contextLength, undefined);
@@ -233,14 +235,34 @@ it('--device takes cpu or cuda (env DEVICE too) and rejects anything else', () =
   assert.throws(() => parseConfig(['--device', 'tpu'], {}, process.cwd()), /--device: expected cpu or cuda/);
 });
 
-it('--kv-update takes new-positions or in-place (env KV_UPDATE too), default new-positions', () => {
+it('--kv-update takes batched or in-place (env KV_UPDATE too), default batched', () => {
   const dflt = parseConfig([], {}, process.cwd());
-  assert.equal(dflt.kind === 'config' && dflt.config.kvUpdate, 'new-positions');
+  assert.equal(dflt.kind === 'config' && dflt.config.kvUpdate, 'batched');
   const flag = parseConfig(['--kv-update', 'in-place'], {}, process.cwd());
   assert.equal(flag.kind === 'config' && flag.config.kvUpdate, 'in-place');
   const env = parseConfig([], { KV_UPDATE: 'in-place' }, process.cwd());
   assert.equal(env.kind === 'config' && env.config.kvUpdate, 'in-place');
-  assert.throws(() => parseConfig(['--kv-update', 'copy'], {}, process.cwd()), /--kv-update: expected new-positions or in-place/);
+  assert.throws(() => parseConfig(['--kv-update', 'copy'], {}, process.cwd()), /--kv-update: expected batched or in-place/);
+});
+
+it('batching and KV budget flags (and their env vars); unset leaves the engine defaults', () => {
+  const dflt = parseConfig([], {}, process.cwd());
+  assert.ok(dflt.kind === 'config');
+  assert.deepEqual(
+    [dflt.config.maxRunningSeqs, dflt.config.maxBatchTokens, dflt.config.kvCacheGib, dflt.config.prefixCache, dflt.config.prefixCacheIdleSec],
+    [undefined, undefined, undefined, true, undefined],
+  );
+  const flags = parseConfig(['--max-running-seqs', '4', '--max-batch-tokens', '32', '--kv-cache-gib', '2.5', '--no-prefix-cache', '--prefix-cache-idle', '60'], {}, process.cwd());
+  assert.ok(flags.kind === 'config');
+  assert.deepEqual(
+    [flags.config.maxRunningSeqs, flags.config.maxBatchTokens, flags.config.kvCacheGib, flags.config.prefixCache, flags.config.prefixCacheIdleSec],
+    [4, 32, 2.5, false, 60],
+  );
+  const env = parseConfig([], { MAX_RUNNING_SEQS: '2', KV_CACHE_GIB: '0.5', NO_PREFIX_CACHE: '1' }, process.cwd());
+  assert.ok(env.kind === 'config');
+  assert.deepEqual([env.config.maxRunningSeqs, env.config.kvCacheGib, env.config.prefixCache], [2, 0.5, false]);
+  assert.throws(() => parseConfig(['--kv-cache-gib', 'lots'], {}, process.cwd()), /--kv-cache-gib: expected a number/);
+  assert.throws(() => parseConfig(['--max-batch-tokens', '1'], {}, process.cwd()), /--max-batch-tokens: 1 is outside 2\.\.inf/);
 });
 
 it('--prefill-chunk (env PREFILL_CHUNK) takes a positive token count; unset leaves the engine default', () => {

@@ -1,6 +1,7 @@
 /**
- * Disconnects, queue overflow and request timeouts on a real server. Assertions are on engine
- * and queue state (counters, lifecycle events), never on how fast anything ran.
+ * Disconnects, queue overflow and request timeouts on a real server whose engine runs one sequence
+ * at a time (so requests wait in its line). Assertions are on engine and admission state
+ * (counters, lifecycle events), never on how fast anything ran.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -15,7 +16,7 @@ const LONG = 8000;
 let model: LoadedModel;
 
 before(async () => {
-  model = await loadTestModel({ contextLength: CONTEXT });
+  model = await loadTestModel({ contextLength: CONTEXT, maxRunningSeqs: 1 });
 });
 
 after(async () => {
@@ -83,11 +84,10 @@ describe('client disconnects', () => {
 
   it('a dropped stream frees the engine for the next request', async () => {
     const long = await openLongStream(server.url, 'drop-stream');
-    assert.equal(server.ctx.queue.running, 1);
     assert.equal(model.engine.stats().running, 1);
 
     long.abort();
-    // The next request goes in right away; the queue hands it the engine only once it is free.
+    // The next request is admitted right away; the engine runs it only once the dropped one ended.
     const next = await postJson(`${server.url}/v1/chat/completions`, { model: MODEL_NAME, messages, max_tokens: 4 }, { 'x-request-id': 'after-drop' });
     assert.equal(next.status, 200);
     const body = (await next.json()) as { usage: { completion_tokens: number } };
@@ -97,8 +97,7 @@ describe('client disconnects', () => {
     assert.ok(dropped, 'the dropped generation reported its end');
     assert.equal(dropped.outcome, 'abort');
     assert.ok(dropped.completionTokens < LONG, `aborted early (${dropped.completionTokens} tokens)`);
-    assert.ok(lc.log.indexOf('done:drop-stream:abort') < lc.log.indexOf('started:after-drop'));
-    await until(() => server.ctx.queue.running === 0 && model.engine.stats().running === 0, 'idle');
+    await until(() => server.ctx.admission.inflight === 0 && model.engine.stats().running === 0, 'idle');
   });
 
   it('a dropped non-streaming request is aborted too', async () => {
@@ -121,7 +120,7 @@ describe('client disconnects', () => {
     server.ctx.events.off('token', onToken);
     assert.equal(lc.done.get('drop-json')?.outcome, 'abort');
     assert.ok((lc.done.get('drop-json')?.completionTokens ?? LONG) < LONG);
-    await until(() => server.ctx.queue.running === 0 && model.engine.stats().running === 0, 'idle');
+    await until(() => server.ctx.admission.inflight === 0 && model.engine.stats().running === 0, 'idle');
   });
 
   it('a queued request whose client left is dropped and never runs', async () => {
@@ -133,15 +132,18 @@ describe('client disconnects', () => {
       body: JSON.stringify({ model: MODEL_NAME, messages, max_tokens: 4 }),
       signal: ac.signal,
     }).catch((err: unknown) => err);
-    await until(() => server.ctx.queue.waiting === 1, 'request queued');
-    const droppedBefore = server.ctx.queue.counters.dropped;
+    await until(() => model.engine.stats().waiting === 1, 'request queued');
     ac.abort();
     await queued;
-    await until(() => server.ctx.queue.waiting === 0, 'queue emptied');
-    assert.equal(server.ctx.queue.counters.dropped, droppedBefore + 1);
+    // It leaves the engine's line while the blocker still runs.
+    await until(() => model.engine.stats().waiting === 0 && lc.done.has('gave-up'), 'line emptied');
+    assert.equal(model.engine.stats().running, 1);
+    const gaveUp = lc.done.get('gave-up')!;
+    assert.equal(gaveUp.outcome, 'abort');
+    assert.equal(gaveUp.completionTokens, 0);
+    assert.equal(gaveUp.queueMs, undefined, 'the engine never took it from its line');
     long.abort();
-    await until(() => server.ctx.queue.running === 0 && model.engine.stats().running === 0, 'idle');
-    assert.ok(!lc.log.includes('started:gave-up'));
+    await until(() => server.ctx.admission.inflight === 0 && model.engine.stats().running === 0, 'idle');
   });
 });
 
@@ -155,8 +157,8 @@ describe('overflow', () => {
       );
       // One request fits in the line; the other four are refused immediately, while the
       // blocker still runs.
-      await until(() => server.ctx.queue.counters.rejected === 4 && server.ctx.queue.waiting === 1, '4 refused, 1 waiting');
-      assert.equal(server.ctx.queue.running, 1);
+      await until(() => server.ctx.admission.counters.rejected === 4 && model.engine.stats().waiting === 1, '4 refused, 1 waiting');
+      assert.equal(model.engine.stats().running, 1);
       long.abort();
       const responses = await Promise.all(burst);
       const ok = responses.filter((r) => r.status === 200);
@@ -174,7 +176,7 @@ describe('overflow', () => {
       const done = (await ok[0].json()) as { choices: { finish_reason: string }[]; usage: { completion_tokens: number } };
       assert.equal(done.choices[0].finish_reason, 'length');
       assert.equal(done.usage.completion_tokens, 4);
-      await until(() => server.ctx.queue.running === 0 && server.ctx.queue.waiting === 0, 'idle');
+      await until(() => server.ctx.admission.inflight === 0 && model.engine.stats().running === 0, 'idle');
     } finally {
       await server.close();
     }
@@ -204,8 +206,8 @@ describe('request timeout', () => {
   });
 
   it('answers 408 when nothing was generated before the deadline', async () => {
-    // Two apps on one engine: the engine runs one generation at a time, so a request on the
-    // second app cannot start while the first app's long stream runs.
+    // Two apps on one engine running one sequence at a time: a request on the second app cannot
+    // start while the first app's long stream runs.
     const busy = await startServer(model, { contextLength: CONTEXT });
     const strict = await startServer(model, { contextLength: CONTEXT, requestTimeoutSec: 1 });
     try {

@@ -133,7 +133,7 @@ async function collect(
     if (ev.type === 'delta') content += ev.text;
     else {
       finishReason = ev.finishReason;
-      usage = usageOf(ev.promptTokens, ev.completionTokens);
+      usage = usageOf(ev.promptTokens, ev.completionTokens, ev.cachedTokens);
     }
   }
   return {
@@ -187,7 +187,7 @@ async function* streamChunks(
         yield chunk([{ index: 0, delta: { content: ev.text }, logprobs: lp, finish_reason: null }]);
       } else {
         yield chunk([{ index: 0, delta: {}, logprobs: lp, finish_reason: ev.finishReason }]);
-        if (p.includeUsage) yield chunk([], usageOf(ev.promptTokens, ev.completionTokens));
+        if (p.includeUsage) yield chunk([], usageOf(ev.promptTokens, ev.completionTokens, ev.cachedTokens));
       }
     }
   } catch (err) {

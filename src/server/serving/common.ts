@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { ClientGoneError, toApiError } from '../errors.ts';
 import type { Usage } from '../protocol/common.ts';
 import type { ErrorResponse } from '../protocol/errors.ts';
-import type { Lease } from '../queue.ts';
+import type { Ticket } from '../admission.ts';
 import type { Endpoint, RequestTrace } from '../trace.ts';
 import { newTrace } from '../trace.ts';
 import { RequestAbort } from './abort.ts';
@@ -31,8 +31,14 @@ export function completionId(prefix: 'chatcmpl' | 'cmpl'): string {
 
 export const unixSeconds = (): number => Math.floor(Date.now() / 1000);
 
-export function usageOf(promptTokens: number, completionTokens: number): Usage {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+/** OpenAI's usage object; `prompt_tokens_details.cached_tokens` counts prompt tokens served from the prefix cache. */
+export function usageOf(promptTokens: number, completionTokens: number, cachedTokens: number): Usage {
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: { cached_tokens: cachedTokens },
+  };
 }
 
 const piecesByTokenizer = new WeakMap<object, TokenPieces>();
@@ -60,11 +66,11 @@ export function startRequest(
 }
 
 /**
- * The end of an admitted request: gives the engine slot back, stops the request's timers and
+ * The end of an admitted request: gives its ticket back, stops the request's timers and
  * announces that its counts are final. Idempotent.
  */
-export function finishRequest(ctx: ServingContext, trace: RequestTrace, lease: Lease, abort: RequestAbort): void {
-  lease.release();
+export function finishRequest(ctx: ServingContext, trace: RequestTrace, ticket: Ticket, abort: RequestAbort): void {
+  ticket.release();
   abort.dispose();
   if (trace.finishedAt !== undefined) return;
   trace.finishedAt = performance.now();
@@ -80,13 +86,13 @@ export interface ResponseMeta {
 /** How an endpoint turns an admitted request into its JSON body or its chunk stream. */
 export interface ResponseBuilders<P, TBody, TChunk> {
   json: (p: P, abort: RequestAbort, trace: RequestTrace, meta: ResponseMeta) => Promise<TBody>;
-  /** Must call `done` once it has finished (or been abandoned), to free the engine slot. */
+  /** Must call `done` once it has finished (or been abandoned), to give the ticket back. */
   stream: (p: P, abort: RequestAbort, trace: RequestTrace, meta: ResponseMeta, done: () => void) => AsyncGenerator<TChunk | ErrorResponse, void, undefined>;
 }
 
 /**
- * The request lifecycle both endpoints share: trace, queue admission, then one JSON body or a
- * primed chunk stream; the engine slot is given back once the body is built or the stream ends.
+ * The request lifecycle both endpoints share: trace, admission, then one JSON body or a primed
+ * chunk stream; the ticket is given back once the body is built or the stream ends.
  */
 export async function serve<P extends { stream: boolean }, TBody, TChunk>(
   ctx: ServingContext,
@@ -97,9 +103,9 @@ export async function serve<P extends { stream: boolean }, TBody, TChunk>(
   build: ResponseBuilders<P, TBody, TChunk>,
 ): Promise<ServeResult<TBody, TChunk>> {
   const { trace, abort } = startRequest(ctx, endpoint, prepared.stream, opts);
-  let lease: Lease;
+  let ticket: Ticket;
   try {
-    lease = await admit(ctx, abort, trace);
+    ticket = admit(ctx, trace);
   } catch (err) {
     abort.dispose();
     throw err;
@@ -109,10 +115,10 @@ export async function serve<P extends { stream: boolean }, TBody, TChunk>(
     try {
       return { kind: 'json', body: await build.json(prepared, abort, trace, meta) };
     } finally {
-      finishRequest(ctx, trace, lease, abort);
+      finishRequest(ctx, trace, ticket, abort);
     }
   }
-  const chunks = build.stream(prepared, abort, trace, meta, () => finishRequest(ctx, trace, lease, abort));
+  const chunks = build.stream(prepared, abort, trace, meta, () => finishRequest(ctx, trace, ticket, abort));
   return { kind: 'stream', chunks: await primed(chunks) };
 }
 

@@ -149,6 +149,7 @@ async function collect(
   const choices: CompletionChoice[] = [];
   let promptTokens = 0;
   let completionTokens = 0;
+  let cachedTokens = 0;
   for (const [index, prompt] of p.prompts.entries()) {
     let text = prompt.echoText;
     const logprobs: CompletionLogprobs = emptyCompletionLogprobs();
@@ -160,11 +161,12 @@ async function collect(
         finishReason = ev.finishReason;
         promptTokens += ev.promptTokens;
         completionTokens += ev.completionTokens;
+        cachedTokens += ev.cachedTokens;
       }
     }
     choices.push({ index, text, logprobs: p.wantLogprobs ? logprobs : null, finish_reason: finishReason });
   }
-  return { ...envelope(ctx, meta, choices), usage: usageOf(promptTokens, completionTokens) };
+  return { ...envelope(ctx, meta, choices), usage: usageOf(promptTokens, completionTokens, cachedTokens) };
 }
 
 async function* streamChunks(
@@ -183,6 +185,7 @@ async function* streamChunks(
   let started = false;
   let promptTokens = 0;
   let completionTokens = 0;
+  let cachedTokens = 0;
   try {
     for (const [index, prompt] of p.prompts.entries()) {
       let echoed = prompt.echoText.length === 0;
@@ -199,11 +202,12 @@ async function* streamChunks(
         } else {
           promptTokens += ev.promptTokens;
           completionTokens += ev.completionTokens;
+          cachedTokens += ev.cachedTokens;
           yield chunk([{ index, text: '', logprobs: lp, finish_reason: ev.finishReason }]);
         }
       }
     }
-    if (p.includeUsage) yield chunk([], usageOf(promptTokens, completionTokens));
+    if (p.includeUsage) yield chunk([], usageOf(promptTokens, completionTokens, cachedTokens));
   } catch (err) {
     const errorEvent = streamError(err, started);
     if (errorEvent) yield errorEvent;

@@ -1,10 +1,10 @@
 /** What the serving layer needs from the rest of the process, gathered in one object. */
 import { createHash } from 'node:crypto';
 import type { ServerConfig } from '../../config.ts';
-import type { SessionDescription } from '../../engine/decoder-session.ts';
-import type { EngineStats, GenerationEvent, GenerationRequest, ModelInfo } from '../../engine/types.ts';
+import type { SessionDescription } from '../../engine/model-session.ts';
+import type { EngineLimits, EngineStats, GenerationEvent, GenerationRequest, ModelInfo, StepRecord } from '../../engine/types.ts';
 import type { ChatTokenizer } from '../../tokenizer/tokenizer.ts';
-import type { RequestQueue } from '../queue.ts';
+import type { Admission } from '../admission.ts';
 import type { ServingEvents } from '../trace.ts';
 
 /** The engine as the server uses it (the real Engine satisfies it structurally). */
@@ -13,8 +13,12 @@ export interface GenerationBackend {
   readonly healthy?: boolean;
   /** How the ONNX session runs (execution provider, threads, load time); logged at startup. */
   readonly session?: SessionDescription;
+  /** How the engine was sized (running sequences, token budget, KV budget, context). */
+  readonly limits: EngineLimits;
   generate(req: GenerationRequest, signal?: AbortSignal): AsyncIterable<GenerationEvent>;
   stats(): EngineStats;
+  /** Calls `listener` after every model step; returns a function that stops it. */
+  onStep(listener: (step: StepRecord, stats: EngineStats) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -28,7 +32,7 @@ export interface ServingContext {
   readonly servedNames: readonly string[];
   readonly engine: GenerationBackend;
   readonly tokenizer: TokenizerLike;
-  readonly queue: RequestQueue;
+  readonly admission: Admission;
   readonly events: ServingEvents;
   /** Effective context window (engine info, already capped by --context-length). */
   readonly contextLength: number;
@@ -36,6 +40,8 @@ export interface ServingContext {
   readonly systemFingerprint: string;
   /** Unix seconds when the model was loaded (the `created` of its model card). */
   readonly loadedAt: number;
+  /** Aborted when a shutdown starts: requests still waiting in the engine's line are refused (503). */
+  readonly draining: AbortController;
   /** Aborted when the shutdown grace period ends: every running request stops (cause 'shutdown'). */
   readonly shutdown: AbortController;
 }

@@ -1,5 +1,5 @@
 /**
- * The one generation loop both endpoints share: admission through the queue, engine tokens ->
+ * The one generation loop both endpoints share: admission, engine tokens ->
  * UTF-8-safe incremental text -> stop-string filter -> deltas, and the mapping of how the
  * engine ended to an OpenAI finish_reason (or an error). Streaming and non-streaming responses
  * are both built from these events, so their texts are identical by construction.
@@ -8,10 +8,10 @@ import type { GenerationEvent, GenerationRequest, SamplingParams, TokenLogprob }
 import { IncrementalDecoder } from '../../tokenizer/incremental-decoder.ts';
 import { ClientGoneError, engineUnavailable, internalError, notReady, queueFull, requestTimeout } from '../errors.ts';
 import type { WireFinishReason } from '../protocol/common.ts';
-import { QueueClosedError, QueueFullError, type Lease } from '../queue.ts';
+import { QueueClosedError, QueueFullError, type Ticket } from '../admission.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
 import type { RequestTrace } from '../trace.ts';
-import { RequestAbortedError, type RequestAbort } from './abort.ts';
+import type { RequestAbort } from './abort.ts';
 import type { ServingContext } from './context.ts';
 
 export interface GenerationPlan {
@@ -41,42 +41,30 @@ export type GenEvent =
       finishReason: WireFinishReason;
       promptTokens: number;
       completionTokens: number;
+      /** Prompt tokens whose KV came from the prefix cache. */
+      cachedTokens: number;
       /** Tokens not yet reported with a delta. */
       tokens: TokenInfo[];
     };
 
-/** Waits for an engine slot; maps every way that can fail to its HTTP answer. */
-export async function admit(ctx: ServingContext, abort: RequestAbort, trace: RequestTrace): Promise<Lease> {
-  let lease: Lease;
+/** Admits the request into the engine's line, or answers why not (429 full, 503 shutting down). */
+export function admit(ctx: ServingContext, trace: RequestTrace): Ticket {
+  let ticket: Ticket;
   try {
-    lease = await ctx.queue.acquire(abort.signal);
+    ticket = ctx.admission.admit();
   } catch (err) {
-    throw mapAbort(err, abort);
+    if (err instanceof QueueFullError) throw queueFull(err.retryAfterSec);
+    if (err instanceof QueueClosedError) throw notReady('draining');
+    throw err;
   }
-  if (abort.signal.aborted) {
-    // Granted in the same tick the client left or time ran out: give the slot straight back.
-    lease.release();
-    throw mapAbort(abort.signal.reason, abort);
-  }
-  trace.queueMs = lease.waitedMs;
   trace.startedAt = performance.now();
   ctx.events.emit('started', trace);
-  return lease;
-}
-
-function mapAbort(err: unknown, abort: RequestAbort): Error {
-  if (err instanceof QueueFullError) return queueFull(err.retryAfterSec);
-  if (err instanceof QueueClosedError) return notReady('draining');
-  if (err instanceof RequestAbortedError) {
-    if (err.reason === 'timeout') return requestTimeout(abort.timeoutMs / 1000);
-    return err.reason === 'shutdown' ? notReady('draining') : new ClientGoneError();
-  }
-  return err instanceof Error ? err : new Error(String(err));
+  return ticket;
 }
 
 /**
- * Runs one generation. The caller holds the lease; this never returns before the engine has
- * reported `done`, so releasing the lease afterwards really frees the engine.
+ * Runs one generation. The caller holds the ticket; this never returns before the engine has
+ * reported `done`, so releasing the ticket afterwards really frees the engine.
  */
 export async function* generate(
   ctx: ServingContext,
@@ -90,6 +78,16 @@ export async function* generate(
   const onRequestAbort = (): void => engineAbort.abort();
   abort.signal.addEventListener('abort', onRequestAbort, { once: true });
   if (abort.signal.aborted) engineAbort.abort();
+  // A shutdown refuses what still waits in the engine's line, as it refuses new requests.
+  let engineStarted = false;
+  let refusedByDrain = false;
+  const onDrain = (): void => {
+    if (engineStarted) return;
+    refusedByDrain = true;
+    engineAbort.abort();
+  };
+  ctx.draining.signal.addEventListener('abort', onDrain, { once: true });
+  if (ctx.draining.signal.aborted) onDrain();
 
   const decoder = new IncrementalDecoder(ctx.tokenizer, { skipSpecialTokens: true });
   const matcher = new StopStringMatcher(plan.stops);
@@ -136,6 +134,7 @@ export async function* generate(
     iterator = ctx.engine.generate(request, engineAbort.signal)[Symbol.asyncIterator]();
   } catch (err) {
     abort.signal.removeEventListener('abort', onRequestAbort);
+    ctx.draining.signal.removeEventListener('abort', onDrain);
     // The engine refuses new work only when its worker is gone.
     throw engineUnavailable(err instanceof Error ? err.message : String(err));
   }
@@ -144,6 +143,11 @@ export async function* generate(
       const next = await iterator.next();
       if (next.done) break;
       const ev = next.value;
+      if (ev.type === 'started') {
+        engineStarted = true;
+        trace.queueMs = (trace.queueMs ?? 0) + ev.queuedMs;
+        continue;
+      }
       if (ev.type === 'done') {
         done = ev;
         // Let the engine's stream finish its own bookkeeping (it runs when the stream is closed).
@@ -178,6 +182,7 @@ export async function* generate(
     }
   } finally {
     abort.signal.removeEventListener('abort', onRequestAbort);
+    ctx.draining.signal.removeEventListener('abort', onDrain);
     if (!done) {
       // The consumer left early (client gone): stop the engine and wait for its `done`, so the
       // caller's lease is released only once the engine is really free.
@@ -207,7 +212,7 @@ export async function* generate(
   trace.promptTokens += done.promptTokens;
   // The engine counts the eos token it sampled but does not emit it; usage counts real tokens.
   trace.completionTokens += done.completionTokens - sampled;
-  const usage = { promptTokens: done.promptTokens, completionTokens: done.completionTokens };
+  const usage = { promptTokens: done.promptTokens, completionTokens: done.completionTokens, cachedTokens: done.cachedTokens };
 
   let finishReason: WireFinishReason;
   switch (done.finishReason) {
@@ -217,7 +222,11 @@ export async function* generate(
       break;
     case 'abort':
       if (stoppedByString) finishReason = 'stop';
-      else if (abort.cause === 'client') {
+      else if (refusedByDrain && sampled === 0 && abort.cause === undefined) {
+        trace.outcome = 'shutdown';
+        ctx.events.emit('generationDone', trace);
+        throw notReady('draining');
+      } else if (abort.cause === 'client') {
         trace.outcome = 'abort';
         ctx.events.emit('generationDone', trace);
         throw new ClientGoneError();

@@ -1,0 +1,140 @@
+/**
+ * Loads a model folder into one ONNX Runtime session and the step runner that feeds it: the
+ * derived batched graph by default, the export's own graph (one sequence per step) when asked or
+ * when the rewrite cannot handle the export. Blocking: run it off the main thread.
+ */
+import { availableParallelism } from 'node:os';
+import ort from 'onnxruntime-node';
+import { BATCHED_INPUTS, BATCHED_METADATA_KEY, batchedDerivation, newRowsName, prefillInputName, type BatchedGraphInfo } from './graphs/batched-model.ts';
+import { ensureDerivedModel, type DerivedModel } from './graphs/derived-model.ts';
+import { EMBEDDING_METADATA_KEY, EmbeddingReader, INPUTS_EMBEDS, type EmbeddingTable } from './graphs/embedding-input.ts';
+import { lastPositionDerivation } from './graphs/last-position-model.ts';
+import type { KvShape } from './kv/kv-block.ts';
+import { ModelConfigError, loadModelConfig, type LoadedModelConfig } from './model-config.ts';
+import { BatchedRunner } from './runners/batched-runner.ts';
+import { ExportRunner } from './runners/export-runner.ts';
+import type { StepRunner } from './runners/step-runner.ts';
+import type { EngineOptions, KvUpdate, ModelInfo } from './types.ts';
+
+export interface SessionDescription {
+  modelFile: string;
+  /** 'last-position' when a derived graph runs; otherwise why not. */
+  logits: 'last-position' | 'all-positions';
+  logitsNote?: string;
+  /** 'batched': many sequences per step; 'in-place': the export's attention, one sequence per step. */
+  kvUpdate: KvUpdate;
+  /** Why the batched graph is not in use, when it was wanted. */
+  kvNote?: string;
+  executionProvider: 'cpu' | 'cuda';
+  /** Why the requested device is not the one in use, when it is not. */
+  deviceNote?: string;
+  threads: number;
+  graphOptimizationLevel: string;
+  loadMs: number;
+}
+
+export interface LoadedDecoder {
+  info: ModelInfo;
+  description: SessionDescription;
+  runner: StepRunner;
+}
+
+export function defaultThreads(): number {
+  // availableParallelism respects CPU affinity (containers pinned to fewer cores).
+  return Math.max(1, availableParallelism());
+}
+
+/** The batched graph by default; the export's attention (with last-position logits) when asked or when the rewrite fails. */
+function deriveModel(config: LoadedModelConfig, opts: EngineOptions): { derived: DerivedModel; kvUpdate: KvUpdate; kvNote?: string } {
+  const lastPosition = () => ensureDerivedModel(config.modelPath, lastPositionDerivation(config.io.logits));
+  if (opts.kvUpdate === 'in-place') return { derived: lastPosition(), kvUpdate: 'in-place' };
+  const derived = ensureDerivedModel(config.modelPath, batchedDerivation({ inputIds: config.io.inputIds, logits: config.io.logits }));
+  if (derived.fallbackReason === undefined) return { derived, kvUpdate: 'batched' };
+  return { derived: lastPosition(), kvUpdate: 'in-place', kvNote: derived.fallbackReason };
+}
+
+async function createSession(modelFile: string, opts: EngineOptions, threads: number): Promise<{ session: ort.InferenceSession; executionProvider: 'cpu' | 'cuda'; deviceNote?: string }> {
+  const sessionOptions = (providers: ('cpu' | 'cuda')[]): ort.InferenceSession.SessionOptions => ({
+    executionProviders: providers,
+    intraOpNumThreads: threads,
+    // One graph at a time: parallelism lives inside each op, not across ops.
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
+  });
+  if (opts.device === 'cuda') {
+    try {
+      return { session: await ort.InferenceSession.create(modelFile, sessionOptions(['cuda', 'cpu'])), executionProvider: 'cuda' };
+    } catch (err) {
+      const deviceNote = `CUDA execution provider unavailable (${(err as Error).message.split('\n')[0]}); running on CPU`;
+      return { session: await ort.InferenceSession.create(modelFile, sessionOptions(['cpu'])), executionProvider: 'cpu', deviceNote };
+    }
+  }
+  return { session: await ort.InferenceSession.create(modelFile, sessionOptions(['cpu'])), executionProvider: 'cpu' };
+}
+
+function requireNames(have: readonly string[], names: string[], kind: string, file: string): void {
+  const set = new Set(have);
+  for (const name of names) if (!set.has(name)) throw new ModelConfigError(`model ${kind} "${name}" is not in ${file}`);
+}
+
+/** Refuses exports the engine cannot feed: missing inputs, unknown extra inputs, non-fp32 KV. */
+function checkSession(session: ort.InferenceSession, config: LoadedModelConfig, description: SessionDescription): void {
+  const { io, info } = config;
+  const layers = Array.from({ length: info.numLayers }, (_, i) => i);
+  const required = layers.flatMap((i) => [io.pastKey(i), io.pastValue(i)]);
+  if (description.kvUpdate === 'batched') {
+    required.push(INPUTS_EMBEDS, ...Object.values(BATCHED_INPUTS), ...layers.flatMap((i) => [prefillInputName(io.pastKey(i)), prefillInputName(io.pastValue(i))]));
+    requireNames(session.outputNames, layers.flatMap((i) => [newRowsName(io.presentKey(i)), newRowsName(io.presentValue(i))]), 'output', description.modelFile);
+  } else {
+    required.push(io.inputIds, io.attentionMask);
+  }
+  requireNames(session.inputNames, required, 'input', description.modelFile);
+  const known = new Set([...required, ...(io.positionIds ? [io.positionIds] : [])]);
+  const unsupported = session.inputNames.filter((n) => !known.has(n));
+  if (unsupported.length > 0) throw new ModelConfigError(`unsupported model input(s): ${unsupported.join(', ')}`);
+  const pastType = session.inputMetadata.find((m) => m.name === io.pastKey(0));
+  if (pastType?.isTensor && pastType.type !== 'float32') {
+    throw new ModelConfigError(`unsupported KV cache type ${pastType.type} in ${config.modelPath}: this engine runs fp32-KV exports (the CPU variant)`);
+  }
+  requireNames(session.outputNames, [io.logits], 'output', description.modelFile);
+}
+
+export async function loadDecoder(opts: EngineOptions): Promise<LoadedDecoder> {
+  const config = loadModelConfig(opts.modelDir);
+  const threads = opts.threads && opts.threads > 0 ? opts.threads : defaultThreads();
+  const t0 = performance.now();
+  const { derived, kvUpdate, kvNote } = deriveModel(config, opts);
+  const modelFile = derived.path;
+  const { session, executionProvider, deviceNote } = await createSession(modelFile, opts, threads);
+  const description: SessionDescription = {
+    modelFile,
+    logits: modelFile === config.modelPath ? 'all-positions' : 'last-position',
+    logitsNote: derived.fallbackReason,
+    kvUpdate,
+    kvNote,
+    executionProvider,
+    deviceNote,
+    threads,
+    graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
+    loadMs: performance.now() - t0,
+  };
+  try {
+    checkSession(session, config, description);
+  } catch (err) {
+    await session.release();
+    throw err;
+  }
+  const { numLayers, numKvHeads, headSize } = config.info;
+  const shape: KvShape = { numLayers, numKvHeads, headSize, valuesTransposed: kvUpdate === 'batched' };
+  const contextLength = Math.min(config.info.contextLength, opts.contextLength ?? Infinity);
+  const info: ModelInfo = { ...config.info, contextLength };
+  if (kvUpdate !== 'batched') return { info, description, runner: new ExportRunner(session, config.io, shape) };
+  const table = JSON.parse(derived.metadata[EMBEDDING_METADATA_KEY] ?? 'null') as EmbeddingTable | null;
+  if (!table) {
+    await session.release();
+    throw new ModelConfigError(`${modelFile} records no embedding table`);
+  }
+  const graph = JSON.parse(derived.metadata[BATCHED_METADATA_KEY] ?? '{}') as BatchedGraphInfo;
+  return { info, description, runner: new BatchedRunner(session, config.io, shape, new EmbeddingReader(modelFile, table), graph) };
+}
