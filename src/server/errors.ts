@@ -138,8 +138,14 @@ function depth(e: AjvErrorLike): number {
 export function validationToApiError(errors: readonly AjvErrorLike[]): ApiError {
   const concrete = errors.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'oneOf' && e.keyword !== 'if');
   const pool = concrete.length > 0 ? concrete : errors;
-  const first = pool.reduce((best, e) => (depth(e) > depth(best) ? e : best), pool[0]);
-  if (!first) return invalidRequest('Invalid request body.');
+  const deepestError = pool.reduce((best, e) => (depth(e) > depth(best) ? e : best), pool[0]);
+  if (!deepestError) return invalidRequest('Invalid request body.');
+  // At one path, a constraint error (maxItems, minimum, ...) comes from the branch whose type
+  // matched the value: the branch the client meant, so its error beats the others' type errors.
+  const first =
+    deepestError.keyword !== 'type'
+      ? deepestError
+      : (pool.find((e) => e.instancePath === deepestError.instancePath && e.keyword !== 'type' && e.keyword !== 'required') ?? deepestError);
 
   // Branches of an anyOf that fail at different places equally deep: none is "the" intended
   // one, so the whole value is reported instead of guessing a branch.
@@ -188,6 +194,12 @@ export function validationToApiError(errors: readonly AjvErrorLike[]): ApiError 
       param,
       'invalid_value',
     );
+  }
+  if (first.keyword === 'maxItems' || first.keyword === 'minItems') {
+    const limit = Number(first.params.limit);
+    const items = `${limit} ${limit === 1 ? 'item is' : 'items are'}`;
+    const rule = first.keyword === 'maxItems' ? `at most ${items} allowed` : `at least ${items} required`;
+    return invalidRequest(`Invalid value for '${param}': ${rule}.`, param, 'invalid_value');
   }
   return invalidRequest(`Invalid value for '${param}': ${first.message ?? 'invalid'}.`, param, 'invalid_value');
 }
