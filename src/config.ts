@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULT_THREADS_DESCRIPTION, defaultThreads } from './engine/threads.ts';
 import type { KvUpdate } from './engine/types.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -30,7 +31,7 @@ export interface ServerConfig {
   requestTimeoutSec: number;
   /** Caps the model's context window; undefined uses the model's own. */
   contextLength?: number;
-  /** ORT intra-op threads; 0 lets ORT decide. */
+  /** ORT intra-op threads; 0: the engine's default (src/engine/threads.ts). */
   threads: number;
   /** 'cuda' uses the CUDA execution provider when available, otherwise CPU (logged). */
   device: 'cpu' | 'cuda';
@@ -108,7 +109,14 @@ const OPTIONS: readonly OptionSpec[] = [
     help: 'seconds per request incl. queue wait; 0 disables',
   },
   { flag: 'context-length', env: 'CONTEXT_LENGTH', kind: 'int', min: 1, help: "cap the model's context window" },
-  { flag: 'threads', env: 'THREADS', kind: 'int', min: 0, defaultText: '0 (ORT decides)', help: 'intra-op threads' },
+  {
+    flag: 'threads',
+    env: 'THREADS',
+    kind: 'int',
+    min: 0,
+    defaultText: `0 (${DEFAULT_THREADS_DESCRIPTION}: ${defaultThreads()} here)`,
+    help: 'ONNX Runtime intra-op threads',
+  },
   { flag: 'device', env: 'DEVICE', kind: 'string', defaultText: 'cpu', help: 'cpu|cuda (cuda falls back to cpu, with a log line, when unavailable)' },
   { flag: 'prefill-chunk', env: 'PREFILL_CHUNK', kind: 'int', min: 1, defaultText: '128', help: 'prompt tokens per prefill step (bounds peak memory of long prompts)' },
   {

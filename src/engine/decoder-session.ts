@@ -2,7 +2,6 @@
  * One ONNX Runtime session over an onnxruntime-genai decoder export, and the forward step
  * that feeds a sequence's KV cache in and out of it. Blocking: run it off the main thread.
  */
-import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { ensureDerivedModel, type DerivedModel } from './derived-model.ts';
 import { EMBEDDING_METADATA_KEY, EmbeddingReader, INPUTS_EMBEDS, type EmbeddingTable } from './embedding-input.ts';
@@ -10,6 +9,7 @@ import { KvBufferPool, SequenceKvCache } from './kv-cache.ts';
 import { lastPositionDerivation } from './last-position-model.ts';
 import { ModelConfigError, loadModelConfig, type LoadedModelConfig } from './model-config.ts';
 import { newPositionsDerivation, newPositionsName } from './new-positions-model.ts';
+import { defaultThreads } from './threads.ts';
 import type { EngineOptions, KvUpdate, ModelInfo } from './types.ts';
 
 export interface SessionDescription {
@@ -27,11 +27,6 @@ export interface SessionDescription {
   threads: number;
   graphOptimizationLevel: string;
   loadMs: number;
-}
-
-function defaultThreads(): number {
-  // availableParallelism respects CPU affinity (containers pinned to fewer cores).
-  return Math.max(1, availableParallelism());
 }
 
 /**
