@@ -18,7 +18,7 @@ import { registerErrorHandlers } from './server/errors.ts';
 import './server/fastify-types.ts';
 import { loggerOptions } from './server/logging.ts';
 import { ServingMetrics } from './server/metrics.ts';
-import { RequestObserver, isApiPath } from './server/observe.ts';
+import { RequestObserver, isApiRoute } from './server/observe.ts';
 import { RequestQueue } from './server/queue.ts';
 import {
   systemFingerprint,
@@ -185,14 +185,14 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
       maxAge: 600,
     });
   }
-  registerApiKeyAuth(app, config.apiKeys, (path) => isApiPath(path) || (path === '/metrics' && !config.metricsPublic));
+  registerApiKeyAuth(app, config.apiKeys);
   app.addHook('onRequest', async (request) => {
     // Refuse early (before reading the body) while loading, failed or shutting down.
-    if (request.method !== 'OPTIONS' && isApiPath(request.url.split('?')[0])) host.require();
+    if (isApiRoute(request)) host.require();
   });
 
   await app.register(healthRoutes);
-  await app.register(metricsRoutes);
+  await app.register(metricsRoutes, { public: config.metricsPublic });
   await app.register(modelRoutes);
   await app.register(chatRoutes);
   await app.register(completionRoutes);

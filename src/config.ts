@@ -39,7 +39,7 @@ export interface ServerConfig {
   kvUpdate: KvUpdate;
   /** Prompt tokens per prefill step; undefined uses the engine's default. */
   prefillChunk?: number;
-  /** Bearer keys accepted on /v1/* (and /metrics); empty disables auth. From --api-key and --api-key-file. */
+  /** Bearer keys required on every route but the public ones (see auth.ts); empty disables auth. From --api-key and --api-key-file. */
   apiKeys: string[];
   /** Absolute path of the key file the keys were (partly) read from, if any. */
   apiKeyFile?: string;
@@ -130,7 +130,7 @@ const OPTIONS: readonly OptionSpec[] = [
     flag: 'api-key',
     env: 'API_KEY',
     kind: 'list',
-    help: 'require "Authorization: Bearer KEY" on /v1/* and /metrics (repeatable or comma separated)',
+    help: 'require "Authorization: Bearer KEY" everywhere but /health, /ready (and /metrics with --metrics-public) (repeatable or comma separated)',
   },
   {
     flag: 'api-key-file',
