@@ -14,6 +14,7 @@ import modelRoutes from '../routes/models.ts';
 import type { ServerConfig } from './config.ts';
 import { Engine } from './engine/engine.ts';
 import { registerApiKeyAuth } from './server/auth.ts';
+import { clientErrorHandler, frameworkErrorHandler } from './server/early-errors.ts';
 import { registerErrorHandlers } from './server/errors.ts';
 import './server/fastify-types.ts';
 import { loggerOptions } from './server/logging.ts';
@@ -143,6 +144,9 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
     },
     // Our own 503 (OpenAI-shaped) is sent from the readiness guard instead.
     return503OnClosing: false,
+    // Errors before routing (bad URL) and from Node's parser (431, 400, 408) in the same envelope.
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];

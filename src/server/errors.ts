@@ -217,6 +217,7 @@ const FASTIFY_CODES: Readonly<Record<string, { status: number; code: string; mes
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'invalid_json', message: 'The request body is empty.' },
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'invalid_json' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'invalid_content_length' },
+  FST_ERR_BAD_URL: { status: 400, code: 'invalid_url', message: 'The request URL could not be decoded (malformed percent-encoding).' },
 };
 
 /** nginx's "client closed request": only ever logged, since nobody is there to read it. */
@@ -245,19 +246,22 @@ export function sendApiError(reply: FastifyReply, err: ApiError): FastifyReply {
   return reply.code(err.status).type('application/json; charset=utf-8').send(err.toJSON());
 }
 
+/** Logs a failure and answers it in the envelope (for routes and for the router's own errors). */
+export function replyWithError(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+  const apiErr = toApiError(err);
+  if (apiErr.status === CLIENT_CLOSED_STATUS) request.log.info('client closed the request');
+  else if (apiErr.status >= 500) request.log.error({ err }, 'request failed');
+  else request.log.info({ status: apiErr.status, code: apiErr.code, param: apiErr.param }, 'request rejected');
+  if (reply.raw.headersSent) {
+    // A stream already started; the SSE writer reports errors in-band. Nothing else can be sent.
+    reply.raw.destroy();
+    return undefined;
+  }
+  return sendApiError(reply, apiErr);
+}
+
 export function registerErrorHandlers(app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const apiErr = toApiError(err);
-    if (apiErr.status === CLIENT_CLOSED_STATUS) request.log.info('client closed the request');
-    else if (apiErr.status >= 500) request.log.error({ err }, 'request failed');
-    else request.log.info({ status: apiErr.status, code: apiErr.code, param: apiErr.param }, 'request rejected');
-    if (reply.raw.headersSent) {
-      // A stream already started; the SSE writer reports errors in-band. Nothing else can be sent.
-      reply.raw.destroy();
-      return;
-    }
-    return sendApiError(reply, apiErr);
-  });
+  app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => replyWithError(err, request, reply));
 
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const url = request.url.split('?')[0];
