@@ -33,7 +33,7 @@ export function keyMatcher(keys: readonly string[]): (candidate: string | undefi
  * Whether the route the router matched is open to all. Decided on the matched route, never on the
  * URL text: percent-encoding, absolute-form targets and the like reach one route by many spellings.
  */
-export function isPublicRoute(request: FastifyRequest): boolean {
+function isPublicRoute(request: FastifyRequest): boolean {
   return request.routeOptions.config?.public === true;
 }
 

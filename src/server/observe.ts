@@ -114,8 +114,7 @@ export class RequestObserver {
 
     // Unknown paths count too (as one label), so probing for routes shows up.
     if (isApiRoute(request) || request.is404) {
-      const endpoint = request.is404 || route === undefined ? 'unmatched' : route;
-      this.metrics.recordRequest({ endpoint, status, finishReason, trace, endedAt });
+      this.metrics.recordRequest({ endpoint: route ?? 'unmatched', status, finishReason, trace, endedAt });
     }
 
     const line: Record<string, unknown> = {
