@@ -6,9 +6,9 @@ import type { FastifyInstance } from 'fastify';
 import { sendApiError, notReady } from '../src/server/errors.ts';
 
 export default async function healthRoutes(app: FastifyInstance): Promise<void> {
-  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/health', { config: { public: true } }, async () => ({ status: 'ok' }));
 
-  app.get('/ready', async (_request, reply) => {
+  app.get('/ready', { config: { public: true } }, async (_request, reply) => {
     const host = app.modelHost;
     const status = host.status;
     if (status === 'ready' && host.context) {

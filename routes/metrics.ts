@@ -4,8 +4,13 @@
  */
 import type { FastifyInstance } from 'fastify';
 
-export default async function metricsRoutes(app: FastifyInstance): Promise<void> {
-  app.get('/metrics', async (_request, reply) => {
+export interface MetricsRouteOptions {
+  /** --metrics-public: served without an API key. */
+  public: boolean;
+}
+
+export default async function metricsRoutes(app: FastifyInstance, opts: MetricsRouteOptions): Promise<void> {
+  app.get('/metrics', { config: { public: opts.public } }, async (_request, reply) => {
     const { contentType, body } = await app.metrics.render();
     return reply.header('cache-control', 'no-store').type(contentType).send(body);
   });

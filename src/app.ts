@@ -15,12 +15,13 @@ import type { ServerConfig } from './config.ts';
 import { Engine } from './engine/engine.ts';
 import type { EngineOptions } from './engine/types.ts';
 import { registerApiKeyAuth } from './server/auth.ts';
+import { clientErrorHandler, frameworkErrorHandler } from './server/early-errors.ts';
 import { registerErrorHandlers } from './server/errors.ts';
 import './server/fastify-types.ts';
 import { loggerOptions } from './server/logging.ts';
 import { ServingMetrics } from './server/metrics.ts';
-import { RequestObserver, isApiPath } from './server/observe.ts';
 import { Admission } from './server/admission.ts';
+import { RequestObserver, isApiRoute } from './server/observe.ts';
 import {
   systemFingerprint,
   type GenerationBackend,
@@ -168,6 +169,9 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
     },
     // Our own 503 (OpenAI-shaped) is sent from the readiness guard instead.
     return503OnClosing: false,
+    // Errors before routing (bad URL) and from Node's parser (431, 400, 408) in the same envelope.
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -210,14 +214,14 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
       maxAge: 600,
     });
   }
-  registerApiKeyAuth(app, config.apiKeys, (path) => isApiPath(path) || (path === '/metrics' && !config.metricsPublic));
+  registerApiKeyAuth(app, config.apiKeys);
   app.addHook('onRequest', async (request) => {
     // Refuse early (before reading the body) while loading, failed or shutting down.
-    if (request.method !== 'OPTIONS' && isApiPath(request.url.split('?')[0])) host.require();
+    if (isApiRoute(request)) host.require();
   });
 
   await app.register(healthRoutes);
-  await app.register(metricsRoutes);
+  await app.register(metricsRoutes, { public: config.metricsPublic });
   await app.register(modelRoutes);
   await app.register(chatRoutes);
   await app.register(completionRoutes);

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ENGINE_DEFAULTS } from './engine/limits.ts';
+import { DEFAULT_THREADS_DESCRIPTION, defaultThreads } from './engine/threads.ts';
 import type { KvUpdate } from './engine/types.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -39,7 +40,7 @@ export interface ServerConfig {
   requestTimeoutSec: number;
   /** Caps the model's context window; undefined uses the model's own. */
   contextLength?: number;
-  /** ORT intra-op threads; 0 lets ORT decide. */
+  /** ORT intra-op threads; 0: the engine's default (src/engine/threads.ts). */
   threads: number;
   /** 'cuda' uses the CUDA execution provider when available, otherwise CPU (logged). */
   device: 'cpu' | 'cuda';
@@ -47,7 +48,7 @@ export interface ServerConfig {
   kvUpdate: KvUpdate;
   /** Prompt tokens per step when nothing decodes; undefined uses the engine's default. */
   prefillChunk?: number;
-  /** Bearer keys accepted on /v1/* (and /metrics); empty disables auth. From --api-key and --api-key-file. */
+  /** Bearer keys required on every route but the public ones (see auth.ts); empty disables auth. From --api-key and --api-key-file. */
   apiKeys: string[];
   /** Absolute path of the key file the keys were (partly) read from, if any. */
   apiKeyFile?: string;
@@ -117,7 +118,14 @@ const OPTIONS: readonly OptionSpec[] = [
     help: 'seconds per request incl. queue wait; 0 disables',
   },
   { flag: 'context-length', env: 'CONTEXT_LENGTH', kind: 'int', min: 1, help: "cap the model's context window" },
-  { flag: 'threads', env: 'THREADS', kind: 'int', min: 0, defaultText: '0 (ORT decides)', help: 'intra-op threads' },
+  {
+    flag: 'threads',
+    env: 'THREADS',
+    kind: 'int',
+    min: 0,
+    defaultText: `0 (${DEFAULT_THREADS_DESCRIPTION}: ${defaultThreads()} here)`,
+    help: 'ONNX Runtime intra-op threads',
+  },
   { flag: 'device', env: 'DEVICE', kind: 'string', defaultText: 'cpu', help: 'cpu|cuda (cuda falls back to cpu, with a log line, when unavailable)' },
   { flag: 'prefill-chunk', env: 'PREFILL_CHUNK', kind: 'int', min: 1, defaultText: String(ENGINE_DEFAULTS.prefillChunk), help: 'prompt tokens per model step when nothing else decodes (bounds the attention scratch of long prompts)' },
   { flag: 'max-running-seqs', env: 'MAX_RUNNING_SEQS', kind: 'int', min: 1, defaultText: String(ENGINE_DEFAULTS.maxRunningSeqs), help: 'sequences decoded together in every model step; more wait in line' },
@@ -157,7 +165,7 @@ const OPTIONS: readonly OptionSpec[] = [
     flag: 'api-key',
     env: 'API_KEY',
     kind: 'list',
-    help: 'require "Authorization: Bearer KEY" on /v1/* and /metrics (repeatable or comma separated)',
+    help: 'require "Authorization: Bearer KEY" everywhere but /health, /ready (and /metrics with --metrics-public) (repeatable or comma separated)',
   },
   {
     flag: 'api-key-file',

@@ -3,7 +3,6 @@
  * derived batched graph by default, the export's own graph (one sequence per step) when asked or
  * when the rewrite cannot handle the export. Blocking: run it off the main thread.
  */
-import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { BATCHED_INPUTS, BATCHED_METADATA_KEY, batchedDerivation, newRowsName, prefillInputName, type BatchedGraphInfo } from './graphs/batched-model.ts';
 import { ensureDerivedModel, type DerivedModel } from './graphs/derived-model.ts';
@@ -11,6 +10,7 @@ import { EMBEDDING_METADATA_KEY, EmbeddingReader, INPUTS_EMBEDS, type EmbeddingT
 import { lastPositionDerivation } from './graphs/last-position-model.ts';
 import type { KvShape } from './kv/kv-block.ts';
 import { ModelConfigError, loadModelConfig, type LoadedModelConfig } from './model-config.ts';
+import { defaultThreads } from './threads.ts';
 import { BatchedRunner } from './runners/batched-runner.ts';
 import { ExportRunner } from './runners/export-runner.ts';
 import type { StepRunner } from './runners/step-runner.ts';
@@ -37,11 +37,6 @@ export interface LoadedDecoder {
   info: ModelInfo;
   description: SessionDescription;
   runner: StepRunner;
-}
-
-export function defaultThreads(): number {
-  // availableParallelism respects CPU affinity (containers pinned to fewer cores).
-  return Math.max(1, availableParallelism());
 }
 
 /** The batched graph by default; the export's attention (with last-position logits) when asked or when the rewrite fails. */

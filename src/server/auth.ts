@@ -1,7 +1,8 @@
 /**
- * Bearer-key check for the OpenAI routes (and /metrics unless --metrics-public). Keys are
- * compared as SHA-256 digests with timingSafeEqual, so neither the content nor the length of a
- * key leaks through timing.
+ * Bearer-key check, deny by default: every route needs a key except those marked
+ * `config: { public: true }` (/health, /ready; /metrics with --metrics-public), and so do unknown
+ * paths. Keys are compared as SHA-256 digests with timingSafeEqual, so neither the content nor the
+ * length of a key leaks through timing.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -28,20 +29,24 @@ export function keyMatcher(keys: readonly string[]): (candidate: string | undefi
   };
 }
 
-/** Requires a key on every path `isProtected` accepts; no-op without keys. */
-export function registerApiKeyAuth(
-  app: FastifyInstance,
-  keys: readonly string[],
-  isProtected: (path: string) => boolean = (p) => p.startsWith('/v1/') || p === '/v1',
-): void {
+/**
+ * Whether the route the router matched is open to all. Decided on the matched route, never on the
+ * URL text: percent-encoding, absolute-form targets and the like reach one route by many spellings.
+ */
+function isPublicRoute(request: FastifyRequest): boolean {
+  return request.routeOptions.config?.public === true;
+}
+
+/**
+ * Requires a key on every request but those to public routes; no-op without keys. Runs after
+ * routing (onRequest), and after the CORS plugin, which answers preflights (they carry no
+ * credentials by design) before this hook.
+ */
+export function registerApiKeyAuth(app: FastifyInstance, keys: readonly string[]): void {
   if (keys.length === 0) return;
   const matches = keyMatcher(keys);
   app.addHook('onRequest', async (request) => {
-    // CORS preflights carry no credentials by design; OPTIONS is answered by the CORS plugin
-    // (or 404 without CORS), never by a route that serves data.
-    if (request.method === 'OPTIONS') return;
-    const path = request.url.split('?')[0];
-    if (!isProtected(path)) return;
+    if (isPublicRoute(request)) return;
     if (!matches(bearerToken(request))) throw invalidApiKey();
   });
 }

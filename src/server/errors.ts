@@ -138,8 +138,14 @@ function depth(e: AjvErrorLike): number {
 export function validationToApiError(errors: readonly AjvErrorLike[]): ApiError {
   const concrete = errors.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'oneOf' && e.keyword !== 'if');
   const pool = concrete.length > 0 ? concrete : errors;
-  const first = pool.reduce((best, e) => (depth(e) > depth(best) ? e : best), pool[0]);
-  if (!first) return invalidRequest('Invalid request body.');
+  const deepestError = pool.reduce((best, e) => (depth(e) > depth(best) ? e : best), pool[0]);
+  if (!deepestError) return invalidRequest('Invalid request body.');
+  // At one path, a constraint error (maxItems, minimum, ...) comes from the branch whose type
+  // matched the value: the branch the client meant, so its error beats the others' type errors.
+  const first =
+    deepestError.keyword !== 'type'
+      ? deepestError
+      : (pool.find((e) => e.instancePath === deepestError.instancePath && e.keyword !== 'type' && e.keyword !== 'required') ?? deepestError);
 
   // Branches of an anyOf that fail at different places equally deep: none is "the" intended
   // one, so the whole value is reported instead of guessing a branch.
@@ -189,6 +195,12 @@ export function validationToApiError(errors: readonly AjvErrorLike[]): ApiError 
       'invalid_value',
     );
   }
+  if (first.keyword === 'maxItems' || first.keyword === 'minItems') {
+    const limit = Number(first.params.limit);
+    const items = `${limit} ${limit === 1 ? 'item is' : 'items are'}`;
+    const rule = first.keyword === 'maxItems' ? `at most ${items} allowed` : `at least ${items} required`;
+    return invalidRequest(`Invalid value for '${param}': ${rule}.`, param, 'invalid_value');
+  }
   return invalidRequest(`Invalid value for '${param}': ${first.message ?? 'invalid'}.`, param, 'invalid_value');
 }
 
@@ -205,6 +217,7 @@ const FASTIFY_CODES: Readonly<Record<string, { status: number; code: string; mes
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'invalid_json', message: 'The request body is empty.' },
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'invalid_json' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'invalid_content_length' },
+  FST_ERR_BAD_URL: { status: 400, code: 'invalid_url', message: 'The request URL could not be decoded (malformed percent-encoding).' },
 };
 
 /** nginx's "client closed request": only ever logged, since nobody is there to read it. */
@@ -233,19 +246,22 @@ export function sendApiError(reply: FastifyReply, err: ApiError): FastifyReply {
   return reply.code(err.status).type('application/json; charset=utf-8').send(err.toJSON());
 }
 
+/** Logs a failure and answers it in the envelope (for routes and for the router's own errors). */
+export function replyWithError(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+  const apiErr = toApiError(err);
+  if (apiErr.status === CLIENT_CLOSED_STATUS) request.log.info('client closed the request');
+  else if (apiErr.status >= 500) request.log.error({ err }, 'request failed');
+  else request.log.info({ status: apiErr.status, code: apiErr.code, param: apiErr.param }, 'request rejected');
+  if (reply.raw.headersSent) {
+    // A stream already started; the SSE writer reports errors in-band. Nothing else can be sent.
+    reply.raw.destroy();
+    return undefined;
+  }
+  return sendApiError(reply, apiErr);
+}
+
 export function registerErrorHandlers(app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const apiErr = toApiError(err);
-    if (apiErr.status === CLIENT_CLOSED_STATUS) request.log.info('client closed the request');
-    else if (apiErr.status >= 500) request.log.error({ err }, 'request failed');
-    else request.log.info({ status: apiErr.status, code: apiErr.code, param: apiErr.param }, 'request rejected');
-    if (reply.raw.headersSent) {
-      // A stream already started; the SSE writer reports errors in-band. Nothing else can be sent.
-      reply.raw.destroy();
-      return;
-    }
-    return sendApiError(reply, apiErr);
-  });
+  app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => replyWithError(err, request, reply));
 
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const url = request.url.split('?')[0];

@@ -17,6 +17,13 @@ declare module 'fastify' {
     /** Set by generation routes; read by onResponse hooks (logs, metrics). */
     trace: RequestTrace | null;
   }
+  interface FastifyContextConfig {
+    /**
+     * Served without an API key. Every other route, and the 404 handler, needs one when keys are
+     * configured (see auth.ts).
+     */
+    public?: boolean;
+  }
 }
 
 export {};

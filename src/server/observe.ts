@@ -38,12 +38,17 @@ export class InflightRequests {
 }
 
 /** Probes and scrapes are logged at debug level so they do not drown the request log. */
-const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);
+const QUIET_ROUTES = new Set(['/health', '/ready', '/metrics']);
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
 
-export function isApiPath(path: string): boolean {
-  return path === '/v1' || path.startsWith('/v1/');
+/**
+ * Whether the request reached one of the OpenAI (/v1) routes. Decided on the route the router
+ * matched, not on the URL text, which reaches the same route by many spellings.
+ */
+export function isApiRoute(request: FastifyRequest): boolean {
+  const route = request.routeOptions.url;
+  return route !== undefined && (route === '/v1' || route.startsWith('/v1/'));
 }
 
 interface ContentBody {
@@ -106,9 +111,11 @@ export class RequestObserver {
     const status = finished ? reply.statusCode : trace?.outcome === 'error' ? 500 : CLIENT_CLOSED_STATUS;
     const finishReason: FinishLabel = trace?.outcome ?? 'none';
     const route = request.routeOptions.url;
-    const endpoint = route && route !== '*' ? route : 'unmatched';
 
-    if (isApiPath(path)) this.metrics.recordRequest({ endpoint, status, finishReason, trace, endedAt });
+    // Unknown paths count too (as one label), so probing for routes shows up.
+    if (isApiRoute(request) || request.is404) {
+      this.metrics.recordRequest({ endpoint: route ?? 'unmatched', status, finishReason, trace, endedAt });
+    }
 
     const line: Record<string, unknown> = {
       method: request.method,
@@ -134,7 +141,7 @@ export class RequestObserver {
       const texts = trace.completionText ?? [];
       line.completion = texts.length === 1 ? texts[0] : texts;
     }
-    if (QUIET_PATHS.has(path) && status < 400) request.log.debug(line, 'request completed');
+    if (route !== undefined && QUIET_ROUTES.has(route) && status < 400) request.log.debug(line, 'request completed');
     else request.log.info(line, 'request completed');
   }
 }

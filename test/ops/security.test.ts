@@ -11,6 +11,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { LoadedModel } from '../../src/app.ts';
 import { parseConfig } from '../../src/config.ts';
+import { parseProm, value } from '../helpers/prom.ts';
+import { rawRequest } from '../helpers/raw-http.ts';
 import {
   MODEL_NAME,
   NO_EOS_BIAS,
@@ -142,6 +144,162 @@ describe('API keys', () => {
       assert.equal((await fetch(`${open.url}/metrics`)).status, 200);
     } finally {
       await open.close();
+    }
+  });
+});
+
+/** What the router maps a target to is what counts, so every spelling it accepts is tried. */
+describe('API keys decide on the matched route, whatever the spelling', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer(model, { contextLength: CONTEXT, apiKeys: ['sk-r'] });
+  });
+  after(async () => server?.close());
+
+  const KEY = { authorization: 'Bearer sk-r' };
+  const hex = (c: string): string => c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0');
+
+  interface Target {
+    method: 'GET' | 'HEAD' | 'POST';
+    path: string;
+    body?: unknown;
+  }
+  const PROTECTED: Target[] = [
+    { method: 'GET', path: '/v1/models' },
+    { method: 'HEAD', path: '/v1/models' },
+    { method: 'GET', path: `/v1/models/${MODEL_NAME}` },
+    { method: 'POST', path: '/v1/chat/completions', body: { model: MODEL_NAME, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 } },
+    { method: 'POST', path: '/v1/completions', body: { model: MODEL_NAME, prompt: 'hi', max_tokens: 1 } },
+    { method: 'GET', path: '/metrics' },
+    { method: 'HEAD', path: '/metrics' },
+  ];
+
+  /** Spellings the router maps to the route itself: served with a key. */
+  function routedSpellings(path: string): string[] {
+    const out = [path];
+    for (let i = 1; i < path.length; i++) {
+      if (path[i] === '/') continue;
+      const upper = `${path.slice(0, i)}%${hex(path[i])}${path.slice(i + 1)}`;
+      const lower = `${path.slice(0, i)}%${hex(path[i]).toLowerCase()}${path.slice(i + 1)}`;
+      out.push(...new Set([upper, lower]));
+    }
+    out.push(path.replace(/[^/]/g, (c) => `%${hex(c)}`));
+    out.push(`http://x${path}`, `HTTPS://user@example.com:8443${path}`, `http://127.0.0.1${path}?a=1`);
+    out.push(`${path}?`, `${path}?x=1`, `${path}?path=/health&public=true`, `${path}?%2Fhealth#`);
+    return out;
+  }
+
+  /** Spellings the router does not map to the route (it normalises none of these): 404 with a key. */
+  function otherSpellings(path: string): string[] {
+    const lastSlash = path.lastIndexOf('/');
+    const out = [
+      path.toUpperCase(),
+      `/${path}`,
+      `${path}/`,
+      `${path}//`,
+      `/.${path}`,
+      `/x/..${path}`,
+      `${path.slice(0, lastSlash)}/.${path.slice(lastSlash)}`,
+      `${path};a=b`,
+    ];
+    if (lastSlash > 0) {
+      const [dir, leaf] = [path.slice(0, lastSlash), path.slice(lastSlash + 1)];
+      out.push(`${dir};x/${leaf}`, `${dir}//${leaf}`, `${dir}%2F${leaf}`, `${dir}%2f${leaf}`);
+    }
+    return out;
+  }
+
+  it('every spelling of a protected route needs the key; the routed ones are served with it', async () => {
+    const failures: string[] = [];
+    for (const t of PROTECTED) {
+      const spellings = [...routedSpellings(t.path).map((s) => ({ s, routed: true })), ...otherSpellings(t.path).map((s) => ({ s, routed: false }))];
+      for (const { s, routed } of spellings) {
+        const bare = await rawRequest(server.url, t.method, s, { body: t.body });
+        if (bare.status !== 401) failures.push(`${t.method} ${s} without key: ${bare.status} ${bare.body.slice(0, 100)}`);
+        else if (t.method !== 'HEAD' && JSON.parse(bare.body).error.code !== 'invalid_api_key') failures.push(`${t.method} ${s}: ${bare.body}`);
+        const keyed = await rawRequest(server.url, t.method, s, { body: t.body, headers: KEY });
+        const expected = routed ? 200 : 404;
+        if (keyed.status !== expected) failures.push(`${t.method} ${s} with key: ${keyed.status}, expected ${expected}`);
+      }
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  it('/health and /ready are open under every spelling; unknown paths and methods need the key and reveal nothing', async () => {
+    for (const target of ['/health', '/%68ealth', '/%68%65%61%6C%74%68', 'http://x/ready', '/r%65ady?x=1']) {
+      const res = await rawRequest(server.url, 'GET', target);
+      assert.equal(res.status, 200, `${target}: ${res.body}`);
+    }
+    const unknown: [string, string][] = [
+      ['GET', '/nope'],
+      ['GET', '/v1/nope'],
+      ['GET', '/health/'],
+      ['GET', '/HEALTH'],
+      ['GET', '//health'],
+      ['DELETE', '/health'],
+      ['POST', '/ready'],
+      ['OPTIONS', '/v1/models'],
+    ];
+    for (const [method, target] of unknown) {
+      const bare = await rawRequest(server.url, method, target);
+      assert.equal(bare.status, 401, `${method} ${target}`);
+      assert.equal(JSON.parse(bare.body).error.code, 'invalid_api_key');
+      assert.ok(!bare.body.includes(target.slice(1) || '/'), `the 401 does not echo the path: ${bare.body}`);
+      const keyed = await rawRequest(server.url, method, target, { headers: KEY });
+      assert.equal(keyed.status, 404, `${method} ${target} with key`);
+      assert.equal(JSON.parse(keyed.body).error.code, 'not_found');
+    }
+  });
+
+  it('--metrics-public opens /metrics under every spelling, and nothing else', async () => {
+    const open = await startServer(model, { contextLength: CONTEXT, apiKeys: ['sk-r'], metricsPublic: true });
+    try {
+      for (const target of routedSpellings('/metrics')) {
+        assert.equal((await rawRequest(open.url, 'GET', target)).status, 200, target);
+      }
+      for (const target of ['/v1/%6dodels', 'http://x/v1/models', '/metrics/']) {
+        assert.equal((await rawRequest(open.url, 'GET', target)).status, 401, target);
+      }
+    } finally {
+      await open.close();
+    }
+  });
+});
+
+describe('the readiness guard and per-endpoint metrics decide on the matched route', () => {
+  it('a draining server refuses every spelling of a /v1 route before reading the body', async () => {
+    const server = await startServer(model, { contextLength: CONTEXT });
+    try {
+      server.app.modelHost.drain();
+      for (const target of ['/v1/chat/completions', '/%761/chat/completions', 'http://x/v1/completions', '/v1/c%6fmpletions?x']) {
+        // A malformed body would be a 400 if the body were read; the guard answers first.
+        const res = await rawRequest(server.url, 'POST', target, { body: '{"model":' });
+        assert.equal(res.status, 503, `${target}: ${res.body}`);
+        assert.equal(JSON.parse(res.body).error.code, 'shutting_down');
+      }
+      assert.equal((await rawRequest(server.url, 'GET', '/%6detrics')).status, 200, '/metrics is served while draining');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('requests count under the route they reached, however it was spelled', async () => {
+    const server = await startServer(model, { contextLength: CONTEXT });
+    try {
+      const chat = { model: MODEL_NAME, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 };
+      assert.equal((await rawRequest(server.url, 'POST', '/%761/chat/completions', { body: chat })).status, 200);
+      assert.equal((await rawRequest(server.url, 'POST', 'http://x/v1/completions', { body: { model: MODEL_NAME, prompt: 'hi', max_tokens: 1 } })).status, 200);
+      assert.equal((await rawRequest(server.url, 'GET', '/v1/%6dodels')).status, 200);
+      assert.equal((await rawRequest(server.url, 'GET', '/nope')).status, 404);
+      await until(() => server.app.inflight.count === 0, 'requests accounted');
+      const scraped = parseProm((await rawRequest(server.url, 'GET', '/metrics')).body);
+      const requests = (endpoint: string, status: string): number => value(scraped, 'phi4_requests_total', { endpoint, status });
+      assert.equal(requests('/v1/chat/completions', '200'), 1);
+      assert.equal(requests('/v1/completions', '200'), 1);
+      assert.equal(requests('/v1/models', '200'), 1);
+      assert.equal(requests('unmatched', '404'), 1);
+    } finally {
+      await server.close();
     }
   });
 });

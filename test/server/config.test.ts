@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, parseConfig, type ServerConfig } from '../../src/config.ts';
+import { Engine } from '../../src/engine/engine.ts';
+import { DEFAULT_THREADS_DESCRIPTION, defaultThreads } from '../../src/engine/threads.ts';
+import { FIXTURES } from '../setup/model-paths.ts';
 
 function config(argv: string[], env: Record<string, string> = {}, cwd = '/srv'): ServerConfig {
   const r = parseConfig(argv, env, cwd);
@@ -70,6 +73,24 @@ describe('config', () => {
       assert.ok(r.text.includes(flag), flag);
     }
     assert.ok(r.text.includes('env MODEL_DIR'));
+  });
+
+  it('--threads: --help, the README and the engine agree on the default', async () => {
+    const r = parseConfig(['--help'], {});
+    assert.equal(r.kind, 'help');
+    if (r.kind !== 'help') return;
+    const helpLine = r.text.split('\n').find((l) => l.trim().startsWith('--threads'));
+    assert.ok(helpLine?.includes(`(default: 0 (${DEFAULT_THREADS_DESCRIPTION}: ${defaultThreads()} here))`), helpLine);
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const row = readme.split('\n').find((l) => l.startsWith('| `--threads` |'));
+    assert.equal(row?.split('|')[3].trim(), `0 (${DEFAULT_THREADS_DESCRIPTION})`, row);
+    assert.equal(config([]).threads, 0);
+    const engine = await Engine.load({ modelDir: FIXTURES.tiny, threads: 0 });
+    try {
+      assert.equal(engine.session.threads, defaultThreads());
+    } finally {
+      await engine.close();
+    }
   });
 });
 

@@ -181,6 +181,17 @@ describe('errors', () => {
     await expectError(await chat({ seed: 1.5 }), 400, 'seed');
   });
 
+  it('a list limit is reported as a limit, not as a type error', async () => {
+    const five = ['a', 'b', 'c', 'd', 'e'];
+    for (const res of [await chat({ stop: five }), await postJson(complUrl, { model: MODEL_NAME, prompt: 'x', stop: five })]) {
+      const body = await expectError(res, 400, 'stop', 'invalid_value');
+      assert.equal(body.error.message, "Invalid value for 'stop': at most 4 items are allowed.");
+    }
+    const empty = await expectError(await postJson(complUrl, { model: MODEL_NAME, prompt: [] }), 400, 'prompt', 'invalid_value');
+    assert.equal(empty.error.message, "Invalid value for 'prompt': at least 1 item is required.");
+    assert.equal((await chat({ stop: five.slice(0, 4) })).status, 200);
+  });
+
   it('accepts what OpenAI accepts: nulls, unknown fields, text parts, n=1, response_format text', async () => {
     const res = await chat({
       temperature: null,

@@ -13,6 +13,8 @@ export interface LogitsProcessor {
   accept(id: number): void;
 }
 
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 /**
  * HF / llama.cpp repetition penalty over prompt and output: dividing a positive logit and
  * multiplying a negative one both make the token less likely, whatever the logit's sign.
@@ -33,7 +35,9 @@ export class RepetitionPenalty implements LogitsProcessor {
     const penalty = this.penalty;
     for (const id of this.seen.distinct) {
       const v = logits[id];
-      logits[id] = v > 0 ? v / penalty : v * penalty;
+      // A penalty near 0 (or huge) would overflow float32 to ±Infinity, which no selector can
+      // sample from: saturate at the largest finite float32 instead, keeping the order.
+      logits[id] = Math.max(-FLOAT32_MAX, Math.min(FLOAT32_MAX, v > 0 ? v / penalty : v * penalty));
     }
   }
 

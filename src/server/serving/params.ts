@@ -2,6 +2,7 @@
  * OpenAI request fields -> engine parameters, plus the checks JSON schema cannot express
  * (they need the model: vocabulary size, context length, served names).
  */
+import { BAN_BIAS } from '../../engine/sampling/index.ts';
 import type { SamplingParams } from '../../engine/types.ts';
 import { contextLengthExceeded, invalidRequest, modelNotFound } from '../errors.ts';
 import type { SamplingFields } from '../protocol/common.ts';
@@ -48,7 +49,19 @@ export function parseLogitBias(
     if (!Number.isFinite(value)) throw invalidRequest(`Invalid value in 'logit_bias' for '${key}'.`, 'logit_bias');
     out.set(Number(key), Math.max(-LOGIT_BIAS_LIMIT, Math.min(LOGIT_BIAS_LIMIT, value)));
   }
+  checkSomethingSampleable(out, vocabSize);
   return out.size > 0 ? out : undefined;
+}
+
+/** The engine treats a bias of -100 as a ban; a request that bans the whole vocabulary has nothing to generate. */
+function checkSomethingSampleable(bias: ReadonlyMap<number, number>, vocabSize: number): void {
+  if (bias.size < vocabSize) return;
+  for (const value of bias.values()) if (value > BAN_BIAS) return;
+  throw invalidRequest(
+    `Invalid value for 'logit_bias': it bans every token (a bias of ${BAN_BIAS} is a ban), so nothing can be generated.`,
+    'logit_bias',
+    'invalid_value',
+  );
 }
 
 export function stopStrings(stop: string | string[] | null | undefined): string[] {
