@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
+import { ChatMarkerSplitter, type MarkerToken, type TemplateMessage } from './chat-encoding.ts';
 
 export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
 
@@ -29,6 +30,11 @@ export interface ChatTemplateOptions {
   addGenerationPrompt?: boolean;
   /** Tool definitions (OpenAI/JSON-schema objects). An empty list counts as none. */
   tools?: unknown[];
+  /**
+   * Read special-token text inside message content (and tools) as special tokens, as HF does.
+   * Off by default: then only the template's own markers are special, so content cannot forge turns.
+   */
+  specialTokensInContent?: boolean;
 }
 
 export interface RenderedChat {
@@ -48,10 +54,18 @@ export class ChatTokenizer {
   readonly modelDir: string;
 
   private readonly tok: PreTrainedTokenizer;
+  /** The same tokenizer without its added tokens: encodes their text as ordinary text. */
+  private readonly plain: PreTrainedTokenizer;
+  private readonly markers: ChatMarkerSplitter;
   private idToToken: (string | undefined)[] | undefined;
 
   private constructor(tok: PreTrainedTokenizer, modelDir: string) {
     this.tok = tok;
+    // Built from the parsed files the library keeps (the large vocabulary and merges are shared).
+    const json = tok._tokenizerJSON as { added_tokens?: MarkerToken[] };
+    const Tokenizer = tok.constructor as new (json: object, config: object) => PreTrainedTokenizer;
+    this.plain = new Tokenizer({ ...json, added_tokens: [] }, tok._tokenizerConfig as object);
+    this.markers = new ChatMarkerSplitter(json.added_tokens ?? []);
     this.modelDir = modelDir;
     this.eosTokenIds = Object.freeze(eosIdsFromConfig(tok));
     let maxId = -1;
@@ -102,9 +116,8 @@ export class ChatTokenizer {
   }
 
   /**
-   * Renders the conversation with the model's own chat template and tokenizes it. Special
-   * tokens typed inside message content are tokenized as special tokens, as HF does;
-   * callers that accept untrusted content must decide whether to allow that.
+   * Renders the conversation with the model's own chat template and tokenizes it. Special-token
+   * text inside message content stays ordinary text unless `specialTokensInContent` is set.
    */
   applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): RenderedChat {
     const conversation = messages.map(toTemplateMessage);
@@ -114,20 +127,16 @@ export class ChatTokenizer {
       if (sys) sys.tools = tools;
       else conversation.unshift({ role: 'system', content: '', tools });
     }
-    const text = this.tok.apply_chat_template(conversation, {
-      tokenize: false,
-      add_generation_prompt: opts.addGenerationPrompt ?? false,
-    });
-    // Same as apply_chat_template's own tokenize step (no extra special tokens), but
-    // rendering once gives both the text and the ids.
-    return { text, ids: this.encode(text, { addSpecialTokens: false }) };
+    const render = (conv: TemplateMessage[]): string =>
+      this.tok.apply_chat_template(conv, { tokenize: false, add_generation_prompt: opts.addGenerationPrompt ?? false });
+    const text = render(conversation);
+    if (opts.specialTokensInContent) {
+      // Same as apply_chat_template's own tokenize step (no extra special tokens).
+      return { text, ids: this.encode(text, { addSpecialTokens: false }) };
+    }
+    const encodePlain = (t: string): number[] => this.plain.encode(t, { add_special_tokens: false });
+    return { text, ids: this.markers.encode(conversation, text, render, encodePlain) };
   }
-}
-
-interface TemplateMessage {
-  role: string;
-  content: string;
-  tools?: string;
 }
 
 /**

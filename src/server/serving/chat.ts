@@ -88,7 +88,10 @@ function prepare(ctx: ServingContext, body: ChatCompletionRequest): PreparedChat
   const sampling = toSamplingParams(body, vocab);
   const stops = stopStrings(body.stop);
   const stopIds = stopTokenIds(body.stop_token_ids, vocab);
-  const { ids } = ctx.tokenizer.applyChatTemplate(toTemplateMessages(body.messages), { addGenerationPrompt: true });
+  const { ids } = ctx.tokenizer.applyChatTemplate(toTemplateMessages(body.messages), {
+    addGenerationPrompt: true,
+    specialTokensInContent: ctx.config.allowSpecialTokensInContent,
+  });
   const maxTokens = maxTokensFor(ctx, ids.length, body.max_completion_tokens ?? body.max_tokens, 'messages');
   return {
     plan: {
