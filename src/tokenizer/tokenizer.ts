@@ -129,10 +129,6 @@ export class ChatTokenizer {
     return typeof id === 'number' ? id : undefined;
   }
 
-  /**
-   * Renders the conversation with the model's own chat template and tokenizes it. Special-token
-   * text inside message content stays ordinary text unless `specialTokensInContent` is set.
-   */
   /** applyChatTemplate(), in the worker thread when the conversation is long. */
   async applyChatTemplateAsync(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): Promise<RenderedChat> {
     let chars = opts.tools ? JSON.stringify(opts.tools).length : 0;
@@ -140,6 +136,10 @@ export class ChatTokenizer {
     return chars < OFFLOAD_MIN_CHARS ? this.applyChatTemplate(messages, opts) : this.offload.applyChatTemplate(messages, opts);
   }
 
+  /**
+   * Renders the conversation with the model's own chat template and tokenizes it. Special-token
+   * text inside message content stays ordinary text unless `specialTokensInContent` is set.
+   */
   applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): RenderedChat {
     const conversation = messages.map(toTemplateMessage);
     if (opts.tools && opts.tools.length > 0) {
