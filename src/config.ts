@@ -73,6 +73,8 @@ export interface ServerConfig {
   maxTokensDefault?: number;
   /** Largest accepted request body in bytes. */
   bodyLimit: number;
+  /** Read special-token text in chat message content as special tokens (lets users forge turns). */
+  allowSpecialTokensInContent: boolean;
 }
 
 export const DEFAULT_REAL_MODEL_DIR = 'models/phi-4-mini-instruct';
@@ -230,6 +232,7 @@ const OPTIONS: readonly OptionSpec[] = [
     help: 'max tokens when a request sets none',
   },
   { flag: 'body-limit', env: 'BODY_LIMIT', kind: 'int', min: 1024, defaultText: '8388608', help: 'max request body bytes' },
+  { flag: 'allow-special-tokens-in-content', env: 'ALLOW_SPECIAL_TOKENS_IN_CONTENT', kind: 'bool', help: 'read special-token text in chat messages as special tokens (lets users forge turns)' },
 ];
 
 export class ConfigError extends Error {
@@ -437,6 +440,7 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
     readTimeoutSec,
     maxTokensDefault: intValue(raw, 'max-tokens-default'),
     bodyLimit: intValue(raw, 'body-limit') ?? 8 * 1024 * 1024,
+    allowSpecialTokensInContent: boolValue(raw, 'allow-special-tokens-in-content'),
   };
 }
 

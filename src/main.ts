@@ -1,7 +1,13 @@
 /**
  * npm start: parse the configuration, make sure a model exists (building the random-weight
  * `tiny` model once if none does), listen, load the model, and shut down gracefully on
- * SIGTERM/SIGINT (see src/server/shutdown.ts); a second signal ends the grace period at once.
+ * SIGTERM/SIGINT (see src/server/shutdown.ts).
+ *
+ * Signals come in copies: when a whole process group is signalled (systemd, `kill -- -PGID`,
+ * Ctrl-C in a terminal) npm relays the one it got, so this process sees it twice. A signal within
+ * REPEAT_WINDOW_MS of the first is taken as the same request; one sent later ends the grace period
+ * at once. The start script `exec`s node, so npm's child is this process and `npm start` exits
+ * with its code (0 after a clean drain) instead of re-raising a signal that killed a shell.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -28,6 +34,10 @@ function parse(): ServerConfig {
     throw err;
   }
 }
+
+/** Signals closer than this to the first are copies of it (npm and supervisors relay within milliseconds). */
+const REPEAT_WINDOW_MS = 2000;
+const REPEAT_MESSAGE = `signal repeated within ${REPEAT_WINDOW_MS / 1000} s of the first: taken as the same request to shut down (relayed by npm or a supervisor)`;
 
 const RANDOM_MODEL_WARNING =
   'Serving a SYNTHETIC model with random weights: its output is meaningless text. ' +
@@ -85,14 +95,20 @@ async function main(): Promise<void> {
   const app = await buildApp(config, { logger: log, load: 'background' });
 
   let shuttingDown = false;
+  let firstSignalAt = 0;
   const hurry = new AbortController();
   const shutdown = (signal: NodeJS.Signals): void => {
     if (shuttingDown) {
+      if (performance.now() - firstSignalAt < REPEAT_WINDOW_MS) {
+        log.info({ signal }, REPEAT_MESSAGE);
+        return;
+      }
       log.warn({ signal }, 'second signal: ending the grace period now');
       hurry.abort();
       return;
     }
     shuttingDown = true;
+    firstSignalAt = performance.now();
     log.info({ signal }, 'signal received');
     const graceMs = config.shutdownGraceSec * 1000;
     // Last resort if closing hangs (a wedged engine worker): never outlive the grace by much.

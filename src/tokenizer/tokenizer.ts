@@ -5,6 +5,8 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
+import { ChatMarkerSplitter, type MarkerToken, type TemplateMessage } from './chat-encoding.ts';
+import { TokenizerWorker } from './tokenizer-worker.ts';
 
 export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
 
@@ -29,12 +31,23 @@ export interface ChatTemplateOptions {
   addGenerationPrompt?: boolean;
   /** Tool definitions (OpenAI/JSON-schema objects). An empty list counts as none. */
   tools?: unknown[];
+  /**
+   * Read special-token text inside message content (and tools) as special tokens, as HF does.
+   * Off by default: then only the template's own markers are special, so content cannot forge turns.
+   */
+  specialTokensInContent?: boolean;
 }
 
 export interface RenderedChat {
   text: string;
   ids: number[];
 }
+
+/**
+ * Inputs of at least this many characters are tokenized in the worker thread. Below it the worst
+ * case measured (text without spaces, CJK) stays under ~20 ms on the main thread.
+ */
+export const OFFLOAD_MIN_CHARS = 1024;
 
 /** Files transformers.js needs; checked up front because a miss is memoized inside the library. */
 const REQUIRED_FILES = ['tokenizer.json', 'tokenizer_config.json'] as const;
@@ -48,10 +61,20 @@ export class ChatTokenizer {
   readonly modelDir: string;
 
   private readonly tok: PreTrainedTokenizer;
+  /** The same tokenizer without its added tokens: encodes their text as ordinary text. */
+  private readonly plain: PreTrainedTokenizer;
+  private readonly markers: ChatMarkerSplitter;
+  private readonly offload: TokenizerWorker;
   private idToToken: (string | undefined)[] | undefined;
 
   private constructor(tok: PreTrainedTokenizer, modelDir: string) {
     this.tok = tok;
+    // Built from the parsed files the library keeps (the large vocabulary and merges are shared).
+    const json = tok._tokenizerJSON as { added_tokens?: MarkerToken[] };
+    const Tokenizer = tok.constructor as new (json: object, config: object) => PreTrainedTokenizer;
+    this.plain = new Tokenizer({ ...json, added_tokens: [] }, tok._tokenizerConfig as object);
+    this.markers = new ChatMarkerSplitter(json.added_tokens ?? []);
+    this.offload = new TokenizerWorker(modelDir);
     this.modelDir = modelDir;
     this.eosTokenIds = Object.freeze(eosIdsFromConfig(tok));
     let maxId = -1;
@@ -80,6 +103,11 @@ export class ChatTokenizer {
     return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true });
   }
 
+  /** encode(), in the worker thread when the text is long, so the event loop stays free. */
+  async encodeAsync(text: string, opts: EncodeOptions = {}): Promise<number[]> {
+    return text.length < OFFLOAD_MIN_CHARS ? this.encode(text, opts) : this.offload.encode(text, opts);
+  }
+
   /** Ids the tokenizer has no token for decode to nothing, as in HF's Rust tokenizers. */
   decode(ids: readonly number[], opts: DecodeOptions = {}): string {
     if (ids.length === 0) return '';
@@ -101,10 +129,16 @@ export class ChatTokenizer {
     return typeof id === 'number' ? id : undefined;
   }
 
+  /** applyChatTemplate(), in the worker thread when the conversation is long. */
+  async applyChatTemplateAsync(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): Promise<RenderedChat> {
+    let chars = opts.tools ? JSON.stringify(opts.tools).length : 0;
+    for (const m of messages) chars += m.content.length + (m.tools?.length ?? 0);
+    return chars < OFFLOAD_MIN_CHARS ? this.applyChatTemplate(messages, opts) : this.offload.applyChatTemplate(messages, opts);
+  }
+
   /**
-   * Renders the conversation with the model's own chat template and tokenizes it. Special
-   * tokens typed inside message content are tokenized as special tokens, as HF does;
-   * callers that accept untrusted content must decide whether to allow that.
+   * Renders the conversation with the model's own chat template and tokenizes it. Special-token
+   * text inside message content stays ordinary text unless `specialTokensInContent` is set.
    */
   applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): RenderedChat {
     const conversation = messages.map(toTemplateMessage);
@@ -114,20 +148,16 @@ export class ChatTokenizer {
       if (sys) sys.tools = tools;
       else conversation.unshift({ role: 'system', content: '', tools });
     }
-    const text = this.tok.apply_chat_template(conversation, {
-      tokenize: false,
-      add_generation_prompt: opts.addGenerationPrompt ?? false,
-    });
-    // Same as apply_chat_template's own tokenize step (no extra special tokens), but
-    // rendering once gives both the text and the ids.
-    return { text, ids: this.encode(text, { addSpecialTokens: false }) };
+    const render = (conv: TemplateMessage[]): string =>
+      this.tok.apply_chat_template(conv, { tokenize: false, add_generation_prompt: opts.addGenerationPrompt ?? false });
+    const text = render(conversation);
+    if (opts.specialTokensInContent) {
+      // Same as apply_chat_template's own tokenize step (no extra special tokens).
+      return { text, ids: this.encode(text, { addSpecialTokens: false }) };
+    }
+    const encodePlain = (t: string): number[] => this.plain.encode(t, { add_special_tokens: false });
+    return { text, ids: this.markers.encode(conversation, text, render, encodePlain) };
   }
-}
-
-interface TemplateMessage {
-  role: string;
-  content: string;
-  tools?: string;
 }
 
 /**

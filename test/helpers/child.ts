@@ -1,6 +1,7 @@
 /**
  * The real `src/main.ts` in a child process on a random port: its JSON log lines are parsed as
  * they arrive, the port comes from its "listening" line, and readiness from "model ready".
+ * With `npmStart` it runs through `npm start` in its own process group, as a supervisor would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -26,7 +27,7 @@ export interface ChildServer {
   readonly exited: Promise<number | string>;
   /** Resolves with the first log line (present or future) matching `pred`. */
   waitForLine(pred: (l: LogLine) => boolean, what: string, capMs?: number): Promise<LogLine>;
-  /** SIGKILL if still running (test cleanup). */
+  /** SIGKILL if still running (the whole process group with `npmStart`; test cleanup). */
   kill(): void;
 }
 
@@ -34,14 +35,35 @@ export interface ChildOptions {
   env?: Record<string, string>;
   /** Default: wait for "model ready". */
   waitReady?: boolean;
+  /**
+   * Run `npm start -- ...` as the leader of a new process group (`proc.pid` is the group id), so a
+   * test can signal the whole group the way systemd or `kill -- -PGID` does.
+   */
+  npmStart?: boolean;
+}
+
+const SERVER_ARGS = ['--port', '0', '--model-dir', FIXTURES.tiny, '--threads', '2'];
+
+function spawnServer(args: string[], opts: ChildOptions): ChildProcess {
+  const env = { ...process.env, ...opts.env };
+  if (!opts.npmStart) {
+    return spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...SERVER_ARGS, ...args], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  }
+  // npm's update check would be a network call; the banner lines are not JSON and are skipped.
+  return spawn('npm', ['start', '--', ...SERVER_ARGS, ...args], {
+    cwd: ROOT,
+    env: { ...env, npm_config_update_notifier: 'false' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
 }
 
 export async function startChildServer(args: string[], opts: ChildOptions = {}): Promise<ChildServer> {
-  const proc = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'src/main.ts', '--port', '0', '--model-dir', FIXTURES.tiny, '--threads', '2', ...args],
-    { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const proc = spawnServer(args, opts);
   const lines: LogLine[] = [];
   let raw = '';
   let pending = '';
@@ -98,7 +120,14 @@ export async function startChildServer(args: string[], opts: ChildOptions = {}):
   };
 
   const kill = (): void => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    if (opts.npmStart && proc.pid !== undefined) {
+      // The whole group: the server may outlive npm.
+      try {
+        process.kill(-proc.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    } else if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
   };
   try {
     const listening = await waitForLine((l) => l.msg === 'listening' && typeof l.port === 'number', 'the listening line');

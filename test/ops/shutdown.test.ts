@@ -3,7 +3,9 @@
  * /ready turns 503, new and waiting requests get an OpenAI-shaped 503, the stream completes
  * normally, a hanging connection does not hold the exit, and the process exits 0. When the
  * grace period runs out the stream is cut short but still ends properly, and the exit is 0.
- * (SIGTERM while idle is covered by test/ops/offline.test.ts.)
+ * Signalling the whole `npm start` process group (node then gets SIGTERM twice: from the group
+ * and relayed by npm) drains the same way and `npm start` exits 0; only a signal sent well after
+ * the first ends the grace period. (SIGTERM while idle is covered by test/ops/offline.test.ts.)
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -13,6 +15,9 @@ import { parseProm, value } from '../helpers/prom.ts';
 import { NO_EOS_BIAS, readSse } from '../helpers/server.ts';
 
 const CONTEXT = '8192';
+/** src/main.ts: a signal this soon after the first is taken for a relayed copy of it. */
+const REPEAT_WINDOW_MS = 2000;
+const REPEAT_MSG = 'signal repeated within 2 s of the first: taken as the same request to shut down (relayed by npm or a supervisor)';
 let child: ChildServer | undefined;
 
 afterEach(() => {
@@ -61,6 +66,14 @@ async function startStream(url: string, maxTokens: number): Promise<{ rest: Prom
     }
   })();
   return { rest };
+}
+
+function newRequest(url: string): Promise<Response> {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages, max_tokens: 2 }),
+  });
 }
 
 async function expect503(res: Response, what: string): Promise<void> {
@@ -143,5 +156,45 @@ describe('graceful shutdown (child process)', () => {
     const summary = child.lines.find((l) => l.msg === 'request completed' && l.url === '/v1/chat/completions');
     assert.equal(summary?.finishReason, 'shutdown');
     assert.equal(summary?.status, 200);
+  });
+
+  it('SIGTERM to the whole `npm start` process group, repeated: the drain holds and npm exits 0', async () => {
+    child = await startChildServer(['--context-length', CONTEXT, '--shutdown-grace', '300', '--model-name', MODEL], {
+      npmStart: true,
+    });
+    const MAX = 6000;
+    const stream = await startStream(child.url, MAX);
+    const group = child.proc.pid;
+    assert.ok(group !== undefined);
+    process.kill(-group, 'SIGTERM');
+    await child.waitForLine((l) => l.msg === 'shutting down: refusing new requests, letting running ones finish', 'drain start');
+    // npm relays the SIGTERM it got, but a copy that arrives while the first is still pending merges
+    // with it; sending the group another one now makes sure the server sees a repeat.
+    process.kill(-group, 'SIGTERM');
+    const repeat = await child.waitForLine((l) => l.msg === REPEAT_MSG, 'a repeated SIGTERM');
+    assert.equal(repeat.signal, 'SIGTERM');
+    await expect503(await newRequest(child.url), 'a new request after the repeated SIGTERM');
+
+    const { finish, usage } = finalChunks(await stream.rest);
+    assert.equal(finish, 'length');
+    assert.equal(usage.completion_tokens, MAX, 'the stream ran to its end');
+    assert.equal(await child.exited, 0, 'npm start exit code');
+    assert.ok(!child.lines.some((l) => l.msg.startsWith('shutdown grace period over')));
+    assert.equal(child.lines.find((l) => l.msg === 'shutdown complete')?.aborted, 0);
+  });
+
+  it('a signal sent well after the first ends the grace period', async () => {
+    child = await startChildServer(['--context-length', CONTEXT, '--shutdown-grace', '300', '--model-name', MODEL]);
+    const MAX = 8000;
+    const stream = await startStream(child.url, MAX);
+    assert.ok(child.proc.kill('SIGTERM'));
+    await child.waitForLine((l) => l.msg === 'shutting down: refusing new requests, letting running ones finish', 'drain start');
+    await new Promise((r) => setTimeout(r, REPEAT_WINDOW_MS + 500));
+    assert.ok(child.proc.kill('SIGINT'));
+    const { finish, usage } = finalChunks(await stream.rest);
+    assert.equal(finish, 'length');
+    assert.ok(usage.completion_tokens < MAX, `cut short (${usage.completion_tokens})`);
+    assert.equal(await child.exited, 0);
+    assert.ok(child.lines.some((l) => l.msg === 'second signal: ending the grace period now'));
   });
 });

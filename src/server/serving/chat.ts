@@ -70,7 +70,7 @@ interface PreparedChat {
 }
 
 /** Every check that can fail before the request takes a place in the queue. */
-function prepare(ctx: ServingContext, body: ChatCompletionRequest): PreparedChat {
+async function prepare(ctx: ServingContext, body: ChatCompletionRequest): Promise<PreparedChat> {
   resolveModel(ctx, body.model);
   checkCommon(body);
   if (body.response_format && body.response_format.type !== 'text') {
@@ -88,7 +88,10 @@ function prepare(ctx: ServingContext, body: ChatCompletionRequest): PreparedChat
   const sampling = toSamplingParams(body, vocab);
   const stops = stopStrings(body.stop);
   const stopIds = stopTokenIds(body.stop_token_ids, vocab);
-  const { ids } = ctx.tokenizer.applyChatTemplate(toTemplateMessages(body.messages), { addGenerationPrompt: true });
+  const { ids } = await ctx.tokenizer.applyChatTemplateAsync(toTemplateMessages(body.messages), {
+    addGenerationPrompt: true,
+    specialTokensInContent: ctx.config.allowSpecialTokensInContent,
+  });
   const maxTokens = maxTokensFor(ctx, ids.length, body.max_completion_tokens ?? body.max_tokens, 'messages');
   return {
     plan: {
@@ -110,7 +113,7 @@ export async function createChatCompletion(
   body: ChatCompletionRequest,
   opts: ServeOptions,
 ): Promise<ChatResult> {
-  return serve(ctx, 'chat.completions', 'chatcmpl', prepare(ctx, body), opts, {
+  return serve(ctx, 'chat.completions', 'chatcmpl', await prepare(ctx, body), opts, {
     json: (p, abort, trace, meta) => collect(ctx, p, abort, trace, meta),
     stream: (p, abort, trace, meta, done) => streamChunks(ctx, p, abort, trace, meta, done),
   });

@@ -60,12 +60,15 @@ function isTokenArray(p: unknown): p is number[] {
 }
 
 /** Normalizes the four prompt shapes into token-id lists. */
-function promptIdLists(ctx: ServingContext, prompt: CompletionPrompt): number[][] {
+async function promptIdLists(ctx: ServingContext, prompt: CompletionPrompt): Promise<number[][]> {
   const vocab = ctx.engine.info.vocabSize;
   let lists: number[][];
-  if (typeof prompt === 'string') lists = [ctx.tokenizer.encode(prompt)];
+  if (typeof prompt === 'string') lists = [await ctx.tokenizer.encodeAsync(prompt)];
   else if (isTokenArray(prompt)) lists = [prompt];
-  else lists = (prompt as (string | number[])[]).map((p) => (typeof p === 'string' ? ctx.tokenizer.encode(p) : p));
+  else {
+    const prompts = prompt as (string | number[])[];
+    lists = await Promise.all(prompts.map((p) => (typeof p === 'string' ? ctx.tokenizer.encodeAsync(p) : p)));
+  }
   return lists.map((ids, i) => {
     for (const id of ids) {
       if (id >= vocab) throw invalidRequest(`Token id ${id} in prompt ${i} is outside the vocabulary.`, 'prompt');
@@ -78,7 +81,7 @@ function promptIdLists(ctx: ServingContext, prompt: CompletionPrompt): number[][
   });
 }
 
-function prepare(ctx: ServingContext, body: CompletionRequest): PreparedCompletion {
+async function prepare(ctx: ServingContext, body: CompletionRequest): Promise<PreparedCompletion> {
   resolveModel(ctx, body.model);
   checkCommon(body);
   if (body.best_of !== undefined && body.best_of !== null && body.best_of !== 1) {
@@ -97,7 +100,7 @@ function prepare(ctx: ServingContext, body: CompletionRequest): PreparedCompleti
   const sampling = toSamplingParams(body, vocab);
   const stops = stopStrings(body.stop);
   const stopIds = stopTokenIds(body.stop_token_ids, vocab);
-  const prompts = promptIdLists(ctx, body.prompt).map((ids): PreparedPrompt => ({
+  const prompts = (await promptIdLists(ctx, body.prompt)).map((ids): PreparedPrompt => ({
     plan: {
       promptIds: ids,
       maxTokens: maxTokensFor(ctx, ids.length, body.max_tokens, 'prompt', COMPLETIONS_DEFAULT_MAX_TOKENS),
@@ -121,7 +124,7 @@ export async function createCompletion(
   body: CompletionRequest,
   opts: ServeOptions,
 ): Promise<CompletionResult> {
-  return serve(ctx, 'completions', 'cmpl', prepare(ctx, body), opts, {
+  return serve(ctx, 'completions', 'cmpl', await prepare(ctx, body), opts, {
     json: (p, abort, trace, meta) => collect(ctx, p, abort, trace, meta),
     stream: (p, abort, trace, meta, done) => streamChunks(ctx, p, abort, trace, meta, done),
   });

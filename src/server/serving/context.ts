@@ -22,7 +22,10 @@ export interface GenerationBackend {
   close(): Promise<void>;
 }
 
-export type TokenizerLike = Pick<ChatTokenizer, 'encode' | 'decode' | 'applyChatTemplate' | 'eosTokenIds' | 'vocabSize'>;
+export type TokenizerLike = Pick<
+  ChatTokenizer,
+  'encode' | 'encodeAsync' | 'decode' | 'applyChatTemplate' | 'applyChatTemplateAsync' | 'eosTokenIds' | 'vocabSize'
+>;
 
 export interface ServingContext {
   readonly config: ServerConfig;
