@@ -136,7 +136,8 @@ export function describeModel(ctx: ServingContext, loadSeconds: number | undefin
       : {}),
     scheduling: {
       maxRunningSeqs: ctx.engine.limits.maxRunningSeqs,
-      maxBatchTokens: ctx.engine.limits.maxBatchTokens,
+      maxBatchTokens: ctx.engine.limits.maxBatchTokens ?? 'auto',
+      stepCostMs: { fixed: +ctx.engine.limits.stepCost.fixedMs.toFixed(1), perToken: +ctx.engine.limits.stepCost.perTokenMs.toFixed(2) },
       prefillChunk: ctx.engine.limits.prefillChunk,
       kvCacheGib: +(ctx.engine.limits.kvBudgetBytes / 1024 ** 3).toFixed(2),
       prefixCache: ctx.engine.limits.prefixCache,

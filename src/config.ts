@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ENGINE_DEFAULTS } from './engine/limits.ts';
+import { ITL_FACTOR } from './engine/step-cost.ts';
 import { DEFAULT_THREADS_DESCRIPTION, defaultThreads } from './engine/threads.ts';
 import type { KvUpdate } from './engine/types.ts';
 
@@ -136,8 +137,8 @@ const OPTIONS: readonly OptionSpec[] = [
     env: 'MAX_BATCH_TOKENS',
     kind: 'int',
     min: 2,
-    defaultText: String(ENGINE_DEFAULTS.maxBatchTokens),
-    help: 'tokens per model step while sequences decode: one per decoding sequence, the rest for a prompt chunk (bounds how much a long prompt slows running streams)',
+    defaultText: `auto: a prompt chunk beside decoding sequences keeps the step within ${ITL_FACTOR}x a decode-only step, from the step cost measured at load`,
+    help: 'a fixed token budget per model step while sequences decode: one per decoding sequence, the rest for a prompt chunk',
   },
   {
     flag: 'kv-cache-gib',

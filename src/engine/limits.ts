@@ -9,7 +9,6 @@ import type { EngineLimits, EngineOptions, ModelInfo } from './types.ts';
 
 export const ENGINE_DEFAULTS = {
   maxRunningSeqs: 8,
-  maxBatchTokens: 16,
   prefillChunk: 128,
   kvGrowthChunk: 256,
   prefixCacheIdleMs: 300_000,
@@ -25,7 +24,7 @@ export function defaultKvBudgetBytes(): number {
   return Math.max(64 * 1024 * 1024, Math.floor(available * ENGINE_DEFAULTS.kvShareOfFree));
 }
 
-export interface ResolvedLimits extends EngineLimits {
+export interface ResolvedLimits extends Omit<EngineLimits, 'stepCost'> {
   growthChunk: number;
   prefixCacheIdleMs: number;
 }
@@ -41,7 +40,7 @@ export function resolveLimits(opts: EngineOptions, info: ModelInfo, shape: KvSha
   const maxRunningSeqs = Math.max(1, opts.maxRunningSeqs ?? ENGINE_DEFAULTS.maxRunningSeqs);
   return {
     maxRunningSeqs,
-    maxBatchTokens: Math.max(maxRunningSeqs + 1, opts.maxBatchTokens ?? ENGINE_DEFAULTS.maxBatchTokens),
+    ...(opts.maxBatchTokens !== undefined ? { maxBatchTokens: Math.max(2, opts.maxBatchTokens) } : {}),
     prefillChunk: Math.max(1, opts.prefillChunk ?? ENGINE_DEFAULTS.prefillChunk),
     kvBudgetBytes,
     contextLength,

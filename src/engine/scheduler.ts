@@ -1,8 +1,9 @@
 /**
  * Continuous batching: one waiting line, and every model step serves every running sequence it
- * can. A step runs the next token of every decoding sequence plus, under a per-step token budget,
- * a chunk of the prompt of at most one prefilling sequence (first come, first served); there are
- * no prefill and decode phases. Sequences join and leave between steps, and every abort (client
+ * can. A step runs the next token of every decoding sequence plus a chunk of the prompt of at most
+ * one prefilling sequence (first come, first served), sized so the step stays within a few times
+ * the cost of a decode-only step (or under a fixed token budget); there are no prefill and decode
+ * phases. Sequences join and leave between steps, and every abort (client
  * gone, timeout, end of a shutdown grace) is honoured before the next step.
  *
  * KV lives in blocks (kv/kv-block.ts): the decode batch is one block with a slot per decoding
@@ -17,13 +18,15 @@ import { KvBlock } from './kv/kv-block.ts';
 import type { KvMemory } from './kv/kv-memory.ts';
 import { PrefixCache, type CacheEntry } from './kv/prefix-cache.ts';
 import type { StepPlan, StepRunner } from './runners/step-runner.ts';
+import { rideAlongTokens, type StepCost } from './step-cost.ts';
 import type { Sequence } from './sequence.ts';
 import type { FinishReason, StepRecord } from './types.ts';
 
 export interface SchedulerOptions {
   maxRunningSeqs: number;
-  /** Tokens per step while sequences decode. */
-  maxBatchTokens: number;
+  /** A fixed token budget per step while sequences decode; unset: sized from `stepCost`. */
+  maxBatchTokens?: number;
+  stepCost: StepCost;
   /** Prompt tokens per step when nothing decodes. */
   prefillChunk: number;
   /** Layouts grow by this many positions. */
@@ -226,8 +229,7 @@ export class Scheduler {
     }
     const seq = this.prefilling;
     if (seq && (this.runner.batched || !plan.decode)) {
-      const decoding = plan.decode ? this.decoding.length : 0;
-      const budget = decoding > 0 ? Math.max(1, this.opts.maxBatchTokens - decoding) : this.opts.prefillChunk;
+      const budget = plan.decode ? this.rideAlong(this.decoding.length) : this.opts.prefillChunk;
       const count = Math.min(seq.pending, budget, this.opts.prefillChunk);
       const block = seq.block!;
       const end = seq.computed + count;
@@ -236,6 +238,12 @@ export class Scheduler {
       plan.prefill = { block, tokens: seq.tokens.slice(seq.computed, end), logits: end === seq.tokens.length };
     }
     return plan.decode || plan.prefill ? plan : undefined;
+  }
+
+  /** Prompt tokens a step may carry beside `decoding` decode rows. */
+  private rideAlong(decoding: number): number {
+    const fixed = this.opts.maxBatchTokens;
+    return fixed !== undefined ? Math.max(1, fixed - decoding) : rideAlongTokens(this.opts.stepCost, decoding);
   }
 
   /** Widens the decode batch's layout for this step's rows, preempting while the budget cannot hold it. */

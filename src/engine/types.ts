@@ -112,7 +112,11 @@ export interface EngineOptions {
   prefillChunk?: number;
   /** Sequences prefilling or decoding at once; more wait in the engine's line. */
   maxRunningSeqs?: number;
-  /** Tokens per step while sequences decode: one per decoding sequence, the rest for a prompt chunk. */
+  /**
+   * A fixed token budget per step while sequences decode (one per decoding sequence, the rest for a
+   * prompt chunk). Unset: a prompt chunk keeps the step within a few times a decode-only step's
+   * cost, as measured at load (see step-cost.ts).
+   */
   maxBatchTokens?: number;
   /** Bytes all KV buffers (running, waiting and cached sequences) may hold. */
   kvCacheBytes?: number;
@@ -149,7 +153,10 @@ export interface EngineStats {
 /** How the engine was sized at load (flags, or defaults from the machine and the model). */
 export interface EngineLimits {
   maxRunningSeqs: number;
-  maxBatchTokens: number;
+  /** Unset: prompt chunks beside decoding sequences are sized from `stepCost`. */
+  maxBatchTokens?: number;
+  /** A model step's cost on this machine, measured at load: fixed + per-token milliseconds. */
+  stepCost: { fixedMs: number; perTokenMs: number };
   prefillChunk: number;
   kvBudgetBytes: number;
   /** The context the engine serves: the model's, capped by --context-length and by what the KV budget holds. */

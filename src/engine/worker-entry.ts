@@ -9,6 +9,7 @@ import { resolveLimits, type ResolvedLimits } from './limits.ts';
 import { loadDecoder, type LoadedDecoder } from './model-session.ts';
 import { Scheduler } from './scheduler.ts';
 import { Sequence } from './sequence.ts';
+import { calibrateStepCost } from './step-cost.ts';
 import type { EngineOptions, GenerationEvent, StepRecord } from './types.ts';
 import type { FromWorker, ToWorker, WorkerStats } from './worker-protocol.ts';
 
@@ -26,9 +27,10 @@ try {
   limits = resolveLimits(opts, decoder.info, decoder.runner.kvShape);
   memory = new KvMemory(decoder.runner.kvShape, limits.kvBudgetBytes);
   decoder.info.contextLength = limits.contextLength;
-  scheduler = new Scheduler(decoder.runner, memory, { ...limits }, (step) => postStep(step));
+  const stepCost = await calibrateStepCost(decoder.runner, memory);
+  scheduler = new Scheduler(decoder.runner, memory, { ...limits, stepCost }, (step) => postStep(step));
   const { growthChunk: _g, prefixCacheIdleMs: _i, ...engineLimits } = limits;
-  post({ type: 'ready', info: decoder.info, session: decoder.description, limits: engineLimits });
+  post({ type: 'ready', info: decoder.info, session: decoder.description, limits: { ...engineLimits, stepCost } });
 } catch (err) {
   post({ type: 'fatal', error: err instanceof Error ? err.message : String(err) });
   process.exit(1);
