@@ -13,14 +13,15 @@ import metricsRoutes from '../routes/metrics.ts';
 import modelRoutes from '../routes/models.ts';
 import type { ServerConfig } from './config.ts';
 import { Engine } from './engine/engine.ts';
+import { collectGarbage } from './engine/gc.ts';
 import type { EngineOptions } from './engine/types.ts';
+import { Admission } from './server/admission.ts';
 import { registerApiKeyAuth } from './server/auth.ts';
 import { clientErrorHandler, frameworkErrorHandler } from './server/early-errors.ts';
 import { registerErrorHandlers } from './server/errors.ts';
 import './server/fastify-types.ts';
 import { loggerOptions } from './server/logging.ts';
 import { ServingMetrics } from './server/metrics.ts';
-import { Admission } from './server/admission.ts';
 import { RequestObserver, isApiRoute } from './server/observe.ts';
 import {
   systemFingerprint,
@@ -243,6 +244,8 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
       metrics.attach(ctx, loadSeconds);
       observer.attach(ctx);
       host.setReady(ctx);
+      // Loading (tokenizer, model files) leaves garbage that an idle server would otherwise keep.
+      collectGarbage();
       app.log.info(describeModel(ctx, loadSeconds), 'model ready');
       const deviceNote = ctx.engine.session?.deviceNote;
       if (deviceNote) app.log.warn({ requestedDevice: config.device }, deviceNote);

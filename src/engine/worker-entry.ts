@@ -4,6 +4,7 @@
  * runs model steps for as long as any sequence runs or waits, and idles otherwise.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { collectGarbage } from './gc.ts';
 import { KvMemory } from './kv/kv-memory.ts';
 import { resolveLimits, type ResolvedLimits } from './limits.ts';
 import { loadDecoder, type LoadedDecoder } from './model-session.ts';
@@ -28,6 +29,8 @@ try {
   memory = new KvMemory(decoder.runner.kvShape, limits.kvBudgetBytes);
   decoder.info.contextLength = limits.contextLength;
   const stepCost = await calibrateStepCost(decoder.runner, memory);
+  // Loading decoded the model's graph into this heap; that garbage would otherwise sit there idle.
+  collectGarbage();
   scheduler = new Scheduler(decoder.runner, memory, { ...limits, stepCost }, (step) => postStep(step));
   const { growthChunk: _g, prefixCacheIdleMs: _i, ...engineLimits } = limits;
   post({ type: 'ready', info: decoder.info, session: decoder.description, limits: { ...engineLimits, stepCost } });

@@ -5,22 +5,11 @@
  * on an idle server to prompt that; so once enough has been freed the worker collects garbage
  * itself, and RSS follows the budget's accounting.
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { collectGarbage } from '../gc.ts';
 import { bytesPerPosition, type KvFootprint, type KvShape } from './kv-block.ts';
 
 /** Freed bytes that make the next `collect()` run a garbage collection. */
 const COLLECT_AFTER_BYTES = 64 * 1024 * 1024;
-
-let gc: (() => void) | undefined;
-function garbageCollector(): () => void {
-  if (!gc) {
-    // --expose-gc only affects contexts created afterwards; a fresh context hands us `gc`.
-    setFlagsFromString('--expose-gc');
-    gc = runInNewContext('gc') as () => void;
-  }
-  return gc;
-}
 
 export class KvMemory implements KvFootprint {
   private used = 0;
@@ -63,6 +52,6 @@ export class KvMemory implements KvFootprint {
   collect(force = false): void {
     if (this.freedSinceCollect === 0 || (!force && this.freedSinceCollect < COLLECT_AFTER_BYTES)) return;
     this.freedSinceCollect = 0;
-    garbageCollector()();
+    collectGarbage();
   }
 }
