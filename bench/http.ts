@@ -13,6 +13,9 @@
  *     concurrency 1: one HTTP streaming request and one direct engine generation on the same
  *     prompt, back to back, in alternating order, so that both sides of a pair see the same load
  *     on a shared machine; reports HTTP tok/s as a ratio of the engine's, the median over pairs;
+ *  4. continuous batching and prefix reuse (bench/lib/scenarios.ts): streams started together,
+ *     a multi-turn chat's second turn against its first, two streams' inter-token latency while a
+ *     long prompt is read beside them, and the peak RSS of many long prompts against the KV budget;
  * then stops the server (SIGTERM, always).
  * Writes bench/results/http-<model>.json, .md and .svg.
  *
@@ -34,7 +37,8 @@ import { runCannon, type CannonSummary } from './lib/autocannon-run.ts';
 import { loadDirectEngine, type DirectEngine, type EngineDirectResult, type EngineRun } from './lib/engine-direct.ts';
 import { runLevel } from './lib/load.ts';
 import { buildPrompt, type BuiltPrompt } from './lib/prompts.ts';
-import { writeReport, type Comparison, type HttpBenchReport, type LevelRecord, type RequestRecord, type SkippedLevel } from './lib/report.ts';
+import { writeReport, type Comparison, type HttpBenchReport, type LevelRecord, type RequestRecord, type Scenarios, type SkippedLevel } from './lib/report.ts';
+import { memoryUnderLoad, prefillBeside, prefixReuse, streamsTogether, type ScenarioContext } from './lib/scenarios.ts';
 import { HOST, startServer, type RunningServer } from './lib/server-process.ts';
 import { median, round, summarize } from './lib/stats.ts';
 import { decodeTokensPerSecond, interTokenLatencies, streamCompletion } from './lib/stream-client.ts';
@@ -61,6 +65,15 @@ const HELP = `npm run bench:http -- [options]
   --ac-max-tokens N        max_tokens of the autocannon completions (default 8)
   --skip-autocannon        skip autocannon
   --skip-engine            skip the direct engine comparison
+  --scenarios LIST         batching scenarios to run: together,prefix,beside,memory (default all; '' for none)
+  --scenarios-only         run only the scenarios (no streaming levels, autocannon or pairs)
+  --together LIST          stream counts started together (default 4,8)
+  --together-max-tokens N  tokens per stream started together (default 256: later streams join the decoding
+                           batch only as fast as their prompts ride along, so short streams never all decode at once)
+  --beside-tokens N        the long prompt read beside 2 running streams (default 2048)
+  --prefix-tokens N        turn 1 of the multi-turn chat (default 1100)
+  --memory-streams N       long prompts at once for the memory scenario (default 8, of --beside-tokens tokens)
+  --kv-cache-gib X         server --kv-cache-gib (default: the server's own)
   --pairs N                HTTP/engine pairs per short prompt length (default 4)
   --long-pairs N           HTTP/engine pairs per long prompt length (default 2)
   --budget-min M           whole-run cap: no new level starts after M minutes (default 30)
@@ -90,6 +103,14 @@ const { values: v } = parseArgs({
     'ac-max-tokens': { type: 'string', default: '8' },
     'skip-autocannon': { type: 'boolean', default: false },
     'skip-engine': { type: 'boolean', default: false },
+    scenarios: { type: 'string', default: 'together,prefix,beside,memory' },
+    'scenarios-only': { type: 'boolean', default: false },
+    together: { type: 'string', default: '4,8' },
+    'together-max-tokens': { type: 'string', default: '256' },
+    'beside-tokens': { type: 'string', default: '2048' },
+    'prefix-tokens': { type: 'string', default: '1100' },
+    'memory-streams': { type: 'string', default: '8' },
+    'kv-cache-gib': { type: 'string' },
     pairs: { type: 'string', default: '4' },
     'long-pairs': { type: 'string', default: '2' },
     'budget-min': { type: 'string', default: '30' },
@@ -148,6 +169,15 @@ const longPairs = int('long-pairs', v['long-pairs']);
 const budgetMs = int('budget-min', v['budget-min']) * 60_000;
 const readyTimeoutMs = int('ready-timeout-s', v['ready-timeout-s']) * 1000;
 const outDir = resolve(ROOT, v.out);
+const scenarioNames = v.scenarios.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+for (const n of scenarioNames) if (!['together', 'prefix', 'beside', 'memory'].includes(n)) throw new Error(`--scenarios: unknown scenario ${n}`);
+const scenariosOnly = v['scenarios-only'];
+const togetherCounts = intList('together', v.together);
+const togetherMaxTokens = int('together-max-tokens', v['together-max-tokens']);
+const besideTokens = int('beside-tokens', v['beside-tokens']);
+const prefixTokens = int('prefix-tokens', v['prefix-tokens']);
+const memoryStreams = int('memory-streams', v['memory-streams']);
+const kvCacheGib = v['kv-cache-gib'];
 
 if (!existsSync(join(modelDir, 'model.onnx'))) {
   console.error(
@@ -225,6 +255,9 @@ const streaming: LevelRecord[] = [];
 const autocannonResults: CannonSummary[] = [];
 let server: RunningServer | undefined;
 let serverPeakRssGB: number | null = null;
+/** Server RSS after load and warm-up: the weights and the runtime, before any real work. */
+let idleRssGB: number | null = null;
+let scenarios: Scenarios | undefined;
 let interrupted = false;
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
@@ -447,10 +480,52 @@ async function runPairs(s: RunningServer): Promise<void> {
   }
 }
 
+// ---- 4: continuous batching and prefix reuse ----------------------------------------------------
+async function kvBudgetGiB(s: RunningServer): Promise<number> {
+  const text = await new Promise<string>((resolveText, reject) => {
+    http.get({ host: s.host, port: s.port, path: '/metrics' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolveText(body));
+    }).on('error', reject);
+  });
+  const m = /^phi4_kv_cache_budget_bytes\{[^}]*\} (\S+)$/m.exec(text);
+  return m ? round(Number(m[1]) / 1024 ** 3, 2) ?? Number.NaN : Number.NaN;
+}
+
+async function runScenarios(s: RunningServer): Promise<Scenarios> {
+  const ctx: ScenarioContext = { host: s.host, port: s.port, model: s.modelName, tokenizer, noEos, timeoutMs: requestTimeoutS * 1000, log };
+  const result: Scenarios = { together: [], prefixReuse: null, prefillBeside: null, memory: null };
+  const attempt = async <T>(name: string, run: () => Promise<T>): Promise<T | null> => {
+    if (!scenarioNames.includes(name) || interrupted) return null;
+    if (overBudget()) {
+      notes.push(`scenario ${name} skipped: whole-run budget of ${v['budget-min']} min reached`);
+      return null;
+    }
+    log(`scenario: ${name}`);
+    try {
+      return await run();
+    } catch (err) {
+      errors.push(`scenario ${name}: ${(err as Error).message}`);
+      return null;
+    }
+  };
+  for (const n of togetherCounts) {
+    const r = await attempt('together', () => streamsTogether(ctx, n, 128, togetherMaxTokens, 500_000 + n * 100));
+    if (r) result.together.push(r);
+  }
+  result.prefixReuse = await attempt('prefix', () => prefixReuse(ctx, prefixTokens, 600_000));
+  result.prefillBeside = await attempt('beside', () => prefillBeside(ctx, 2, besideTokens, 60, 700_000));
+  const budget = await kvBudgetGiB(s);
+  result.memory = await attempt('memory', () =>
+    memoryUnderLoad(ctx, memoryStreams, besideTokens, maxTokens, 800_000, { idle: idleRssGB ?? Number.NaN, watch: () => watchRss(s.pid) }, budget),
+  );
+  return result;
+}
+
 // ---- 1 + 2: the server ---------------------------------------------------------------------
 try {
   log(`starting the server on ${HOST} (model ${modelDir}, --threads ${threads}, --max-queue ${maxQueue})`);
-  server = await startServer({ root: ROOT, modelDir, maxQueue, threads, requestTimeoutS, readyTimeoutMs });
+  server = await startServer({ root: ROOT, modelDir, maxQueue, threads, requestTimeoutS, readyTimeoutMs, extraArgs: kvCacheGib ? ['--kv-cache-gib', kvCacheGib] : [] });
   log(`server ready in ${server.readySeconds.toFixed(1)} s on port ${server.port} (pid ${server.pid}, model "${server.modelName}")`);
 
   const warm = await streamCompletion({
@@ -462,8 +537,9 @@ try {
   });
   if (!warm.ok) throw new Error(`warm-up request failed: ${warm.error}`);
   log(`warm-up done (${(warm.e2eMs / 1000).toFixed(2)} s)`);
+  idleRssGB = rssGB(server.pid);
 
-  for (const plan of plans) {
+  for (const plan of scenariosOnly ? [] : plans) {
     if (interrupted) break;
     if (overBudget()) {
       skipped.push({ promptTarget: plan.target, concurrency: plan.concurrency, reason: `whole-run budget of ${v['budget-min']} min reached` });
@@ -478,7 +554,7 @@ try {
     );
   }
 
-  if (!v['skip-autocannon'] && !interrupted) {
+  if (!v['skip-autocannon'] && !interrupted && !scenariosOnly) {
     const base = `http://${server.host}:${server.port}`;
     const acPrompt = buildPrompt(tokenizer, 32, 11).text;
     const completionsS = acDurationS ?? 30;
@@ -518,7 +594,8 @@ try {
   }
   // Read before the pairs: the peak of serving, not of idling beside a second engine.
   serverPeakRssGB = peakRssGB(server.pid);
-  if (!v['skip-engine'] && !interrupted) await runPairs(server);
+  if (!v['skip-engine'] && !interrupted && !scenariosOnly) await runPairs(server);
+  if (scenarioNames.length > 0 && !interrupted) scenarios = await runScenarios(server);
 } catch (err) {
   errors.push((err as Error).message.split('\n')[0]);
   console.error(err);
@@ -600,6 +677,7 @@ const report: HttpBenchReport = {
   engineDirect,
   comparisons,
   autocannon: autocannonResults,
+  ...(scenarios ? { scenarios } : {}),
   notes,
   errors,
 };

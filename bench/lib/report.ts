@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CannonSummary } from './autocannon-run.ts';
 import type { EngineRun } from './engine-direct.ts';
+import type { MemoryResult, PrefillBesideResult, PrefixReuseResult, TogetherResult } from './scenarios.ts';
 import type { Summary } from './stats.ts';
 import { PALETTE, renderChart, type ChartSpec, type ReferenceLine, type Series } from './svg-chart.ts';
 
@@ -110,8 +111,52 @@ export interface HttpBenchReport {
   engineDirect: { loadSeconds: number; runs: EngineRun[] } | null;
   comparisons: Comparison[];
   autocannon: CannonSummary[];
+  /** Continuous batching and prefix reuse (bench/lib/scenarios.ts); absent in older reports. */
+  scenarios?: Scenarios;
   notes: string[];
   errors: string[];
+}
+
+export interface Scenarios {
+  together: TogetherResult[];
+  prefixReuse: PrefixReuseResult | null;
+  prefillBeside: PrefillBesideResult | null;
+  memory: MemoryResult | null;
+}
+
+function scenarioLines(s: Scenarios): string[] {
+  const out = ['### Continuous batching and prefix reuse', ''];
+  if (s.together.length > 0) {
+    out.push('| streams started together | prompt tokens | window where all decode (s) | tokens in it | aggregate decode tok/s | TTFT of the last (s) |');
+    out.push('|---|---|---|---|---|---|');
+    for (const t of s.together) out.push(`| ${t.streams} | ${t.promptTokens} | ${fx(t.windowS, 1)} | ${t.tokensInWindow} | ${fx(t.aggregateTokS)} | ${secs(t.ttftMsMax)} |`);
+    out.push('');
+  }
+  const p = s.prefixReuse;
+  if (p) {
+    out.push(
+      `Multi-turn: turn 1 (${p.promptTokens} prompt tokens, cold) TTFT ${secs(p.coldTtftMs)} s; turn 2 (${p.turn2PromptTokens} tokens, ` +
+        `${p.turn2CachedTokens ?? 'n/a'} from the prefix cache) TTFT ${secs(p.warmTtftMs)} s: **${fx(p.speedup, 1)}x** faster.`,
+      '',
+    );
+  }
+  const b = s.prefillBeside;
+  if (b) {
+    out.push(
+      `${b.streams} running streams while a ${b.longPromptTokens}-token prompt is read beside them: ITL p99 ${fx(b.itlP99WithoutMs, 0)} ms before, ` +
+        `${fx(b.itlP99WithMs, 0)} ms during (**${fx(b.ratioP99)}x**); p50 ${fx(b.itlP50WithoutMs, 0)} -> ${fx(b.itlP50WithMs, 0)} ms; the prompt was read at ${fx(b.longPrefillTokS, 1)} tok/s.`,
+      '',
+    );
+  }
+  const m = s.memory;
+  if (m) {
+    out.push(
+      `${m.streams} streams of ${m.promptTokens}-token prompts: server peak RSS ${fx(m.peakRssGiB)} GiB = idle after load ${fx(m.idleRssGiB)} + ` +
+        `--kv-cache-gib ${m.kvBudgetGiB} + **${fx(m.overBudgetGiB)}** GiB.`,
+      '',
+    );
+  }
+  return out;
 }
 
 const secs = (ms: number): string => (Number.isFinite(ms) ? (ms / 1000).toFixed(Math.abs(ms) < 10_000 ? 3 : 1) : 'n/a');
@@ -200,6 +245,8 @@ export function markdownReport(r: HttpBenchReport): string {
     }
     out.push('');
   }
+
+  if (r.scenarios) out.push(...scenarioLines(r.scenarios));
 
   if (r.notes.length > 0 || r.errors.length > 0) {
     out.push('Notes:');

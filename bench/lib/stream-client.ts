@@ -22,6 +22,8 @@ export interface StreamRequest {
   timeoutMs: number;
   signal?: AbortSignal;
   headers?: Record<string, string>;
+  /** Called with performance.now() as each chunk with content arrives. */
+  onContent?: (at: number) => void;
 }
 
 export interface StreamMetrics {
@@ -39,7 +41,11 @@ export interface StreamMetrics {
   /** Arrival of every chunk with non-empty content (ms after start), ascending. */
   contentTimesMs: number[];
   textChars: number;
+  /** The content received, in order. */
+  text: string;
   promptTokens: number | null;
+  /** usage.prompt_tokens_details.cached_tokens: prompt tokens served from the prefix cache. */
+  cachedTokens: number | null;
   completionTokens: number | null;
   finishReason: string | null;
   sawDone: boolean;
@@ -64,7 +70,9 @@ export function streamCompletion(req: StreamRequest): Promise<StreamMetrics> {
       e2eMs: 0,
       contentTimesMs: [],
       textChars: 0,
+      text: '',
       promptTokens: null,
+      cachedTokens: null,
       completionTokens: null,
       finishReason: null,
       sawDone: false,
@@ -143,6 +151,8 @@ export function streamCompletion(req: StreamRequest): Promise<StreamMetrics> {
               m.ttftMs ??= t;
               m.contentTimesMs.push(t);
               m.textChars += text.length;
+              m.text += text;
+              req.onContent?.(now);
             }
             if (typeof choice.finish_reason === 'string') m.finishReason = choice.finish_reason;
           }
@@ -150,6 +160,8 @@ export function streamCompletion(req: StreamRequest): Promise<StreamMetrics> {
           if (usage && typeof usage.completion_tokens === 'number') {
             m.completionTokens = usage.completion_tokens;
             m.promptTokens = typeof usage.prompt_tokens === 'number' ? usage.prompt_tokens : null;
+            const details = usage.prompt_tokens_details as Record<string, unknown> | null | undefined;
+            m.cachedTokens = typeof details?.cached_tokens === 'number' ? details.cached_tokens : null;
           }
         }
       };
