@@ -1,25 +1,31 @@
 /**
- * npm run bench:engine [-- --preset phi4-mini-shape --decode 32 --threads 2]
+ * npm run bench:engine [-- --preset phi4-mini-shape --decode 32 --threads 2 --baseline DIR --rounds 2]
  *
- * One run, three contenders on the same model file and session options:
+ * One run, on the same model file and session options:
  *  - bare: a plain onnxruntime-node loop (present fed back as past, argmax), no engine;
- *  - engine, in-place KV: our Engine on the export's own attention, KV buffers shared in place
- *    (onnxruntime-node still copies them out whole after every step);
- *  - engine, batched graph (the default): KV blocks as inputs, only new KV rows come back.
- * Reports load time, RSS, prefill tok/s (128 and 2,048-token prompts) and decode tok/s at
- * 128 and 2,048 tokens of context, and the engine/bare ratios. Absolute numbers drift between
- * runs and machines; the ratios measured in one run are what to compare.
+ *  - engine, in-place KV: our Engine on the export's own attention, one sequence at a time
+ *    (onnxruntime-node copies the KV buffers out whole after every step);
+ *  - engine, batched graph (the default): KV blocks as inputs, only new KV rows come back;
+ *  - with --baseline DIR: the Engine of another checkout of this project (e.g. the last release),
+ *    so a change is measured against it in the same run;
+ *  - the step-cost curve: ms per model step against the tokens it carries (decode steps of 1..16
+ *    sequences, and prompt chunks riding along with two), on the batched graph directly.
+ * Engines run single-stream generations (prefill tok/s at 128 and 2,048-token prompts, decode
+ * tok/s at 128 and 2,048 context), alternating over --rounds; each figure is the median of its
+ * rounds. Absolute numbers drift between runs and machines; compare the ratios of one run.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { Engine } from '../src/engine/engine.ts';
 import { loadModelConfig } from '../src/engine/model-config.ts';
-import { DEFAULT_SAMPLING, type KvUpdate } from '../src/engine/types.ts';
+import { DEFAULT_SAMPLING, type GenerationRequest } from '../src/engine/types.ts';
 import { ensureSyntheticModel } from '../src/synthetic/ensure.ts';
 import { isPresetName } from '../src/synthetic/presets.ts';
+import { stepCurve } from './lib/step-curve.ts';
 
 const { values } = parseArgs({
   options: {
@@ -29,8 +35,14 @@ const { values } = parseArgs({
     threads: { type: 'string', default: String(availableParallelism()) },
     contexts: { type: 'string', default: '128,2048' },
     'kv-modes': { type: 'string', default: 'in-place,batched' },
+    baseline: { type: 'string' },
+    rounds: { type: 'string', default: '1' },
+    curve: { type: 'string', default: '1,2,4,8,16' },
+    'curve-context': { type: 'string', default: '128' },
+    'skip-curve': { type: 'boolean', default: false },
   },
 });
+const rounds = Math.max(1, Number(values.rounds));
 const preset = values.preset;
 if (!isPresetName(preset)) throw new Error(`unknown preset ${preset}`);
 const modelDir = values['model-dir'] ?? join('models', preset);
@@ -119,10 +131,39 @@ async function bareLoop(): Promise<{ loadMs: number; rows: Row[] }> {
   return { loadMs, rows };
 }
 
-async function engineLoop(kvUpdate: KvUpdate): Promise<{ loadMs: number; rows: Row[]; overheadMs: number[] }> {
+/** What the contenders share of the Engine API (this checkout's or another's). */
+interface EngineLike {
+  generate(req: GenerationRequest): AsyncIterable<{ type: string; finishReason?: string; error?: string; timings?: { prefillMs: number; decodeMs: number; overheadMsPerToken: number } }>;
+  close(): Promise<void>;
+}
+
+interface Contender {
+  label: string;
+  load: () => Promise<EngineLike>;
+}
+
+const contenders: Contender[] = kvModes.map((kvUpdate) => ({
+  label: `engine, ${kvUpdate}`,
+  load: async () => {
+    const engine = await Engine.load({ modelDir, threads, kvUpdate });
+    if (engine.session.kvUpdate !== kvUpdate) throw new Error(`engine runs ${engine.session.kvUpdate}: ${engine.session.kvNote ?? ''}`);
+    return engine;
+  },
+}));
+if (values.baseline) {
+  const dir = resolve(values.baseline);
+  contenders.unshift({
+    label: `baseline (${basename(dir)})`,
+    load: async () => {
+      const mod = (await import(pathToFileURL(join(dir, 'src/engine/engine.ts')).href)) as { Engine: { load(o: { modelDir: string; threads: number }): Promise<EngineLike> } };
+      return mod.Engine.load({ modelDir: resolve(modelDir), threads });
+    },
+  });
+}
+
+async function engineLoop(c: Contender): Promise<{ loadMs: number; rows: Row[]; overheadMs: number[] }> {
   const t0 = performance.now();
-  const engine = await Engine.load({ modelDir, threads, kvUpdate });
-  if (engine.session.kvUpdate !== kvUpdate) throw new Error(`engine runs ${engine.session.kvUpdate} KV: ${engine.session.kvNote ?? ''}`);
+  const engine = await c.load();
   const loadMs = performance.now() - t0;
   const rows: Row[] = [];
   const overheadMs: number[] = [];
@@ -132,12 +173,12 @@ async function engineLoop(kvUpdate: KvUpdate): Promise<{ loadMs: number; rows: R
       // logit_bias keeps eos away so every run decodes the full count.
       const logitBias = new Map(info.eosTokenIds.map((id) => [id, -100]));
       for await (const e of engine.generate({ promptIds, maxTokens: decodeTokens + 1, sampling: { ...DEFAULT_SAMPLING, temperature: 0, logitBias } })) {
-        if (e.type !== 'done') continue;
+        if (e.type !== 'done' || !e.timings) continue;
         if (e.finishReason !== 'length') throw new Error(`engine run ended with ${e.finishReason}: ${e.error ?? ''}`);
         rows.push({ context, prefillTokS: (context / e.timings.prefillMs) * 1000, decodeTokS: (decodeTokens / e.timings.decodeMs) * 1000 });
         overheadMs.push(e.timings.overheadMsPerToken);
       }
-      console.log(`engine (${kvUpdate}) ctx ${context}: prefill ${rows.at(-1)!.prefillTokS.toFixed(1)} tok/s, decode ${rows.at(-1)!.decodeTokS.toFixed(2)} tok/s`);
+      console.log(`${c.label} ctx ${context}: prefill ${rows.at(-1)!.prefillTokS.toFixed(1)} tok/s, decode ${rows.at(-1)!.decodeTokS.toFixed(2)} tok/s`);
     }
   } finally {
     await engine.close();
@@ -147,13 +188,33 @@ async function engineLoop(kvUpdate: KvUpdate): Promise<{ loadMs: number; rows: R
 
 const bare = await bareLoop();
 const bareRss = peakRss;
-const engines: { kvUpdate: KvUpdate; loadMs: number; rows: Row[]; overheadMs: number[]; rss: number }[] = [];
-for (const kvUpdate of kvModes) {
-  peakRss = 0;
-  const run = await engineLoop(kvUpdate);
-  engines.push({ kvUpdate, ...run, rss: peakRss });
+const runs = new Map<string, { loadMs: number; rows: Row[]; overheadMs: number[]; rss: number }[]>();
+for (let round = 0; round < rounds; round++) {
+  for (const c of contenders) {
+    peakRss = 0;
+    const run = await engineLoop(c);
+    runs.set(c.label, [...(runs.get(c.label) ?? []), { ...run, rss: peakRss }]);
+  }
 }
 clearInterval(sampleRss);
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+/** Each contender's figures: the median over its rounds (the lower middle for an even count). */
+const engines = contenders.map((c) => {
+  const rs = runs.get(c.label)!;
+  return {
+    label: c.label,
+    loadMs: med(rs.map((r) => r.loadMs)),
+    rss: Math.max(...rs.map((r) => r.rss)),
+    rows: contexts.map((context, i) => ({ context, prefillTokS: med(rs.map((r) => r.rows[i].prefillTokS)), decodeTokS: med(rs.map((r) => r.rows[i].decodeTokS)) })),
+    overheadMs: contexts.map((_, i) => med(rs.map((r) => r.overheadMs[i]))),
+    rounds: rs.map((r) => r.rows.map((row) => ({ prefill: +row.prefillTokS.toFixed(2), decode: +row.decodeTokS.toFixed(3) }))),
+  };
+});
+const curvePoints = values['skip-curve']
+  ? []
+  : [...values.curve.split(',').map((n) => ({ decode: Number(n), prefill: 0 })), { decode: 2, prefill: 8 }, { decode: 2, prefill: 16 }, { decode: 0, prefill: 128 }];
+const curve = curvePoints.length > 0 ? await stepCurve(modelDir, threads, curvePoints, Number(values['curve-context'])) : [];
+for (const p of curve) console.log(`step: ${p.decode} decoding + ${p.prefill} prompt tokens: ${p.ms.toFixed(1)} ms (${p.tokS.toFixed(2)} tok/s)`);
 
 const best = engines.at(-1)!;
 const lines = [
@@ -161,7 +222,7 @@ const lines = [
   '',
   `threads: ${threads}; decode tokens per run: ${decodeTokens}; one run, same model file; the ratio compares the last engine column with the bare loop.`,
   '',
-  `| metric | bare ORT loop | ${engines.map((e) => `engine, ${e.kvUpdate} KV`).join(' | ')} | ${best.kvUpdate} / bare |`,
+  `| metric | bare ORT loop | ${engines.map((e) => e.label).join(' | ')} | ${best.label} / bare |`,
   `|---|---|${engines.map(() => '---|').join('')}---|`,
   `| load (s) | ${(bare.loadMs / 1000).toFixed(1)} | ${engines.map((e) => (e.loadMs / 1000).toFixed(1)).join(' | ')} | |`,
   `| peak RSS of this process (GiB) | ${gb(bareRss)} | ${engines.map((e) => `${gb(e.rss)} (worker inside)`).join(' | ')} | |`,
@@ -173,8 +234,21 @@ for (const [i, context] of contexts.entries()) {
   lines.push(`| decode tok/s at ${context} context | ${b.decodeTokS.toFixed(2)} | ${cells((r) => r.decodeTokS, 2)} | ${(best.rows[i].decodeTokS / b.decodeTokS).toFixed(2)}x |`);
   lines.push(`| engine work outside session.run per decode step (ms), ${context} ctx | | ${engines.map((e) => e.overheadMs[i].toFixed(3)).join(' | ')} | |`);
 }
+if (values.baseline) {
+  const base = engines[0];
+  for (const [i, context] of contexts.entries()) {
+    lines.push(`| ${best.label} / baseline, decode at ${context} context | | | ${(best.rows[i].decodeTokS / base.rows[i].decodeTokS).toFixed(3)}x |`);
+    lines.push(`| ${best.label} / baseline, prefill ${context}-token prompt | | | ${(best.rows[i].prefillTokS / base.rows[i].prefillTokS).toFixed(3)}x |`);
+  }
+}
+if (curve.length > 0) {
+  const one = curve.find((p) => p.decode === 1 && p.prefill === 0);
+  lines.push('', `Step-cost curve (batched graph, ${values['curve-context']} positions of context, median of 5 steps):`, '');
+  lines.push('| decoding sequences | prompt tokens riding along | ms per step | tokens/s if every step were this | x a one-token step |', '|---|---|---|---|---|');
+  for (const p of curve) lines.push(`| ${p.decode} | ${p.prefill} | ${p.ms.toFixed(1)} | ${p.tokS.toFixed(2)} | ${one ? (p.ms / one.ms).toFixed(2) : ''} |`);
+}
 const table = lines.join('\n');
 console.log(`\n${table}\n`);
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(join('bench/results', `engine-${preset}.md`), table + '\n');
-writeFileSync(join('bench/results', `engine-${preset}.json`), JSON.stringify({ preset, threads, decodeTokens, bare, bareRss, engines }, null, 2) + '\n');
+writeFileSync(join('bench/results', `engine-${preset}.json`), JSON.stringify({ preset, threads, decodeTokens, rounds, bare, bareRss, engines, curve }, null, 2) + '\n');

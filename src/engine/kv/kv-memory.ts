@@ -8,8 +8,9 @@
 import { collectGarbage } from '../gc.ts';
 import { bytesPerPosition, type KvFootprint, type KvShape } from './kv-block.ts';
 
-/** Freed bytes that make the next `collect()` run a garbage collection. */
+/** Freed bytes that make the next `collect()` run a garbage collection, and the next `collect(true)`. */
 const COLLECT_AFTER_BYTES = 64 * 1024 * 1024;
+const COLLECT_NOW_AFTER_BYTES = 4 * 1024 * 1024;
 
 export class KvMemory implements KvFootprint {
   private used = 0;
@@ -48,9 +49,12 @@ export class KvMemory implements KvFootprint {
     this.freedSinceCollect += positions * this.positionBytes;
   }
 
-  /** Runs a garbage collection if enough KV memory was freed since the last one (call between steps). */
-  collect(force = false): void {
-    if (this.freedSinceCollect === 0 || (!force && this.freedSinceCollect < COLLECT_AFTER_BYTES)) return;
+  /**
+   * Runs a garbage collection if enough KV memory was freed since the last one (call between
+   * steps); `soon` lowers the bar, right after a block was reallocated.
+   */
+  collect(soon = false): void {
+    if (this.freedSinceCollect < (soon ? COLLECT_NOW_AFTER_BYTES : COLLECT_AFTER_BYTES)) return;
     this.freedSinceCollect = 0;
     collectGarbage();
   }
