@@ -233,8 +233,10 @@ export class Scheduler {
       const count = Math.min(seq.pending, budget, this.opts.prefillChunk);
       const block = seq.block!;
       const end = seq.computed + count;
-      // The layout widens with the prompt, so an early chunk attends over a short past.
-      if (end > block.stride) block.arrange(1, this.round(end));
+      // The layout widens with the prompt, so an early chunk attends over a short past; the last
+      // chunk also makes room for the first decoded token, so decoding does not start by moving rows.
+      const need = end === seq.tokens.length ? end + 1 : end;
+      if (need > block.stride) block.arrange(1, this.round(need));
       plan.prefill = { block, tokens: seq.tokens.slice(seq.computed, end), logits: end === seq.tokens.length };
     }
     return plan.decode || plan.prefill ? plan : undefined;

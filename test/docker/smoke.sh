@@ -455,6 +455,24 @@ done
 [ "$all_served" = 1 ] && pass "compose: requests reached both replicas, per their /metrics ($counts)" \
   || fail "compose: not every replica served requests ($counts)"
 
+# Requests of one conversation (same X-Session-Id) all land on one replica, where its prefix is cached.
+for c in "${replicas[@]}"; do before[$c]="$(chat_requests "$c")" || die "compose: can't read /metrics of $c"; done
+S=6
+sok=0
+for i in $(seq 1 "$S"); do
+  curl -fsS -m 120 -o /dev/null -H 'content-type: application/json' -H 'x-session-id: conversation-42' \
+    -d "$(chat_body "$model" false)" "$LB/v1/chat/completions" && sok=$((sok + 1))
+done
+sticky=""
+holders=0
+for c in "${replicas[@]}"; do
+  served=$(( $(chat_requests "$c") - ${before[$c]:-0} ))
+  sticky+="$c=$served "
+  [ "$served" -eq 0 ] || holders=$((holders + 1))
+done
+[ "$sok" -eq "$S" ] && [ "$holders" -eq 1 ] && pass "compose: one session's $S requests all reached one replica ($sticky)" \
+  || fail "compose: a session's requests were spread or failed ($sok/$S ok; $sticky)"
+
 # nginx's view (access log: upstream=IP:PORT per request), for the record.
 declare -A ip_name=()
 for c in "${replicas[@]}"; do
