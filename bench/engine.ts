@@ -197,8 +197,12 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 clearInterval(sampleRss);
-const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-/** Each contender's figures: the median over its rounds (the lower middle for an even count). */
+const med = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = (s.length - 1) / 2;
+  return (s[Math.floor(h)] + s[Math.ceil(h)]) / 2;
+};
+/** Each contender's figures: the median over its rounds. */
 const engines = contenders.map((c) => {
   const rs = runs.get(c.label)!;
   return {
