@@ -8,8 +8,9 @@
  *  - engine, batched graph (the default): KV blocks as inputs, only new KV rows come back;
  *  - with --baseline DIR: the Engine of another checkout of this project (e.g. the last release),
  *    so a change is measured against it in the same run;
+ *  - with --int8 off,auto (or on): the batched engine once per int8 mode, int8 steps against int4;
  *  - the step-cost curve: ms per model step against the tokens it carries (decode steps of 1..16
- *    sequences, and prompt chunks riding along with two), on the batched graph directly.
+ *    sequences, and prompt chunks riding along with two), on the batched graph directly, per int8 mode.
  * Engines run single-stream generations (prefill tok/s at 128 and 2,048-token prompts, decode
  * tok/s at 128 and 2,048 context), alternating over --rounds; each figure is the median of its
  * rounds. Absolute numbers drift between runs and machines; compare the ratios of one run.
@@ -22,7 +23,7 @@ import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { Engine } from '../src/engine/engine.ts';
 import { loadModelConfig } from '../src/engine/model-config.ts';
-import { DEFAULT_SAMPLING, type GenerationRequest } from '../src/engine/types.ts';
+import { DEFAULT_SAMPLING, type GenerationRequest, type Int8Steps, type KvUpdate } from '../src/engine/types.ts';
 import { ensureSyntheticModel } from '../src/synthetic/ensure.ts';
 import { isPresetName } from '../src/synthetic/presets.ts';
 import { stepCurve } from './lib/step-curve.ts';
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: String(availableParallelism()) },
     contexts: { type: 'string', default: '128,2048' },
     'kv-modes': { type: 'string', default: 'in-place,batched' },
+    int8: { type: 'string', default: 'off' },
     baseline: { type: 'string' },
     rounds: { type: 'string', default: '1' },
     curve: { type: 'string', default: '1,2,4,8,16' },
@@ -142,11 +144,22 @@ interface Contender {
   load: () => Promise<EngineLike>;
 }
 
-const contenders: Contender[] = kvModes.map((kvUpdate) => ({
-  label: `engine, ${kvUpdate}`,
+/** The batched engine once per --int8 mode (int8 steps measured against int4 steps in the same run). */
+const int8Modes = values.int8.split(',').map((m): Int8Steps => {
+  if (m !== 'off' && m !== 'auto' && m !== 'on') throw new Error(`unknown --int8 mode ${m}`);
+  return m;
+});
+const engineModes = kvModes.flatMap((kvUpdate): { kvUpdate: KvUpdate; int8Steps: Int8Steps }[] =>
+  kvUpdate === 'batched' ? int8Modes.map((int8Steps) => ({ kvUpdate, int8Steps })) : [{ kvUpdate, int8Steps: 'off' }],
+);
+const contenders: Contender[] = engineModes.map(({ kvUpdate, int8Steps }) => ({
+  label: `engine, ${kvUpdate}${kvUpdate === 'batched' && int8Modes.length > 1 ? `, int8 ${int8Steps}` : ''}`,
   load: async () => {
-    const engine = await Engine.load({ modelDir, threads, kvUpdate });
+    const engine = await Engine.load({ modelDir, threads, kvUpdate, int8Steps });
     if (engine.session.kvUpdate !== kvUpdate) throw new Error(`engine runs ${engine.session.kvUpdate}: ${engine.session.kvNote ?? ''}`);
+    const i8 = engine.session.int8;
+    if (int8Steps !== 'off') console.log(`int8 ${int8Steps}: ${i8.enabled ? `steps of ${i8.minRows}+ rows` : 'off'} (${i8.note ?? ''})`);
+    if (i8.calibration) console.log(`  calibration (rows: int4 / int8 ms): ${i8.calibration.rows.map((r, i) => `${r}: ${i8.calibration!.int4Ms[i].toFixed(2)} / ${i8.calibration!.int8Ms[i].toFixed(2)}`).join(', ')}`);
     return engine;
   },
 }));
@@ -217,8 +230,12 @@ const engines = contenders.map((c) => {
 const curvePoints = values['skip-curve']
   ? []
   : [...values.curve.split(',').map((n) => ({ decode: Number(n), prefill: 0 })), { decode: 2, prefill: 8 }, { decode: 2, prefill: 16 }, { decode: 0, prefill: 128 }];
-const curve = curvePoints.length > 0 ? await stepCurve(modelDir, threads, curvePoints, Number(values['curve-context'])) : [];
-for (const p of curve) console.log(`step: ${p.decode} decoding + ${p.prefill} prompt tokens: ${p.ms.toFixed(1)} ms (${p.tokS.toFixed(2)} tok/s)`);
+const curves: { int8: string; points: Awaited<ReturnType<typeof stepCurve>> }[] = [];
+for (const int8 of curvePoints.length > 0 ? int8Modes : []) {
+  const points = await stepCurve(modelDir, threads, curvePoints, Number(values['curve-context']), int8);
+  for (const p of points) console.log(`step (int8 ${int8}): ${p.decode} decoding + ${p.prefill} prompt tokens: ${p.ms.toFixed(1)} ms (${p.tokS.toFixed(2)} tok/s)`);
+  curves.push({ int8, points });
+}
 
 const best = engines.at(-1)!;
 const lines = [
@@ -245,14 +262,17 @@ if (values.baseline) {
     lines.push(`| ${best.label} / baseline, prefill ${context}-token prompt | | | ${(best.rows[i].prefillTokS / base.rows[i].prefillTokS).toFixed(3)}x |`);
   }
 }
-if (curve.length > 0) {
-  const one = curve.find((p) => p.decode === 1 && p.prefill === 0);
-  lines.push('', `Step-cost curve (batched graph, ${values['curve-context']} positions of context, median of 5 steps):`, '');
-  lines.push('| decoding sequences | prompt tokens riding along | ms per step | tokens/s if every step were this | x a one-token step |', '|---|---|---|---|---|');
-  for (const p of curve) lines.push(`| ${p.decode} | ${p.prefill} | ${p.ms.toFixed(1)} | ${p.tokS.toFixed(2)} | ${one ? (p.ms / one.ms).toFixed(2) : ''} |`);
+if (curves.length > 0) {
+  const one = curves[0].points.find((p) => p.decode === 1 && p.prefill === 0);
+  lines.push('', `Step-cost curve (batched graph, ${values['curve-context']} positions of context, median of 5 steps; int8 ${curves.map((c) => c.int8).join(' / ')}):`, '');
+  lines.push(`| decoding sequences | prompt tokens riding along | ms per step (${curves.map((c) => `int8 ${c.int8}`).join(' / ')}) | tokens/s if every step were this | x a one-token step |`, '|---|---|---|---|---|');
+  curves[0].points.forEach((p, i) => {
+    const cell = (f: (q: (typeof p)) => string) => curves.map((c) => f(c.points[i])).join(' / ');
+    lines.push(`| ${p.decode} | ${p.prefill} | ${cell((q) => q.ms.toFixed(1))} | ${cell((q) => q.tokS.toFixed(2))} | ${one ? (p.ms / one.ms).toFixed(2) : ''} |`);
+  });
 }
 const table = lines.join('\n');
 console.log(`\n${table}\n`);
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(join('bench/results', `engine-${preset}.md`), table + '\n');
-writeFileSync(join('bench/results', `engine-${preset}.json`), JSON.stringify({ preset, threads, decodeTokens, rounds, bare, bareRss, engines, curve }, null, 2) + '\n');
+writeFileSync(join('bench/results', `engine-${preset}.json`), JSON.stringify({ preset, threads, decodeTokens, rounds, bare, bareRss, engines, curves }, null, 2) + '\n');

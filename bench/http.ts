@@ -39,6 +39,8 @@ import { runLevel } from './lib/load.ts';
 import { buildPrompt, type BuiltPrompt } from './lib/prompts.ts';
 import { writeReport, type Comparison, type HttpBenchReport, type LevelRecord, type RequestRecord, type Scenarios, type SkippedLevel } from './lib/report.ts';
 import { memoryUnderLoad, prefillBeside, prefixReuse, streamsTogether, type ScenarioContext } from './lib/scenarios.ts';
+import { StepTimer, type CurvePoint } from './lib/step-curve.ts';
+import type { Int8Steps } from '../src/engine/types.ts';
 import { HOST, startServer, type RunningServer } from './lib/server-process.ts';
 import { median, round, summarize } from './lib/stats.ts';
 import { decodeTokensPerSecond, interTokenLatencies, streamCompletion } from './lib/stream-client.ts';
@@ -74,6 +76,7 @@ const HELP = `npm run bench:http -- [options]
   --prefix-tokens N        turn 1 of the multi-turn chat (default 1100)
   --memory-streams N       long prompts at once for the memory scenario (default 8, of --beside-tokens tokens)
   --kv-cache-gib X         server --kv-cache-gib (default: the server's own)
+  --int8-steps MODE        server --int8-steps, also for the step-cost curve measured here (default: the server's own)
   --pairs N                HTTP/engine pairs per short prompt length (default 4)
   --long-pairs N           HTTP/engine pairs per long prompt length (default 2)
   --budget-min M           whole-run cap: no new level starts after M minutes (default 30)
@@ -111,6 +114,7 @@ const { values: v } = parseArgs({
     'prefix-tokens': { type: 'string', default: '1100' },
     'memory-streams': { type: 'string', default: '8' },
     'kv-cache-gib': { type: 'string' },
+    'int8-steps': { type: 'string' },
     pairs: { type: 'string', default: '4' },
     'long-pairs': { type: 'string', default: '2' },
     'budget-min': { type: 'string', default: '30' },
@@ -178,6 +182,8 @@ const besideTokens = int('beside-tokens', v['beside-tokens']);
 const prefixTokens = int('prefix-tokens', v['prefix-tokens']);
 const memoryStreams = int('memory-streams', v['memory-streams']);
 const kvCacheGib = v['kv-cache-gib'];
+const int8Steps = v['int8-steps'];
+if (int8Steps !== undefined && !['auto', 'on', 'off'].includes(int8Steps)) throw new Error(`--int8-steps: expected auto, on or off, got "${int8Steps}"`);
 
 if (!existsSync(join(modelDir, 'model.onnx'))) {
   console.error(
@@ -509,9 +515,28 @@ async function runScenarios(s: RunningServer): Promise<Scenarios> {
       return null;
     }
   };
-  for (const n of togetherCounts) {
-    const r = await attempt('together', () => streamsTogether(ctx, n, 128, togetherMaxTokens, 500_000 + n * 100));
-    if (r) result.together.push(r);
+  // The ceiling each together scenario is held to: a model step of n decoding sequences at the
+  // context they decode at, timed in this process beside the idle server right before and right
+  // after the scenario (the host's speed drifts over minutes; the mean of the two is the ceiling).
+  const curveContext = 128 + Math.round(togetherMaxTokens / 2);
+  if (scenarioNames.includes('together')) {
+    const timer = await StepTimer.open(modelDir, threads, int8Steps as Int8Steps | undefined);
+    const points: CurvePoint[] = [];
+    try {
+      for (const n of togetherCounts) {
+        const before = await timer.time({ decode: n, prefill: 0 }, curveContext);
+        const r = await attempt('together', () => streamsTogether(ctx, n, 128, togetherMaxTokens, 500_000 + n * 100));
+        const after = await timer.time({ decode: n, prefill: 0 }, curveContext);
+        const ms = (before.ms + after.ms) / 2;
+        points.push({ decode: n, prefill: 0, ms, tokS: (n * 1000) / ms });
+        log(`  a step of ${n} decoding sequences at ${curveContext} positions: ${before.ms.toFixed(1)} ms before, ${after.ms.toFixed(1)} ms after`);
+        if (r) result.together.push(r);
+      }
+      points.push(await timer.time({ decode: 1, prefill: 0 }, curveContext));
+    } finally {
+      await timer.close();
+    }
+    result.curve = { context: curveContext, points };
   }
   result.prefixReuse = await attempt('prefix', () => prefixReuse(ctx, prefixTokens, 600_000));
   result.prefillBeside = await attempt('beside', () => prefillBeside(ctx, 2, besideTokens, 60, 700_000));
@@ -525,7 +550,7 @@ async function runScenarios(s: RunningServer): Promise<Scenarios> {
 // ---- 1 + 2: the server ---------------------------------------------------------------------
 try {
   log(`starting the server on ${HOST} (model ${modelDir}, --threads ${threads}, --max-queue ${maxQueue})`);
-  server = await startServer({ root: ROOT, modelDir, maxQueue, threads, requestTimeoutS, readyTimeoutMs, extraArgs: kvCacheGib ? ['--kv-cache-gib', kvCacheGib] : [] });
+  server = await startServer({ root: ROOT, modelDir, maxQueue, threads, requestTimeoutS, readyTimeoutMs, extraArgs: [...(kvCacheGib ? ['--kv-cache-gib', kvCacheGib] : []), ...(int8Steps ? ['--int8-steps', int8Steps] : [])] });
   log(`server ready in ${server.readySeconds.toFixed(1)} s on port ${server.port} (pid ${server.pid}, model "${server.modelName}")`);
 
   const warm = await streamCompletion({
@@ -533,7 +558,8 @@ try {
     port: server.port,
     path: '/v1/completions',
     timeoutMs: requestTimeoutS * 1000,
-    body: completionBody(buildPrompt(tokenizer, 32, 7).text, Math.min(4, maxTokens), true),
+    // Over 1,024 characters: the server's tokenizer worker starts now, so idle RSS includes it.
+    body: completionBody(buildPrompt(tokenizer, 300, 7).text, Math.min(4, maxTokens), true),
   });
   if (!warm.ok) throw new Error(`warm-up request failed: ${warm.error}`);
   log(`warm-up done (${(warm.e2eMs / 1000).toFixed(2)} s)`);

@@ -14,6 +14,7 @@ import modelRoutes from '../routes/models.ts';
 import type { ServerConfig } from './config.ts';
 import { Engine } from './engine/engine.ts';
 import { collectGarbage } from './engine/gc.ts';
+import type { Int8Calibration } from './engine/int8-calibration.ts';
 import type { EngineOptions } from './engine/types.ts';
 import { Admission } from './server/admission.ts';
 import { registerApiKeyAuth } from './server/auth.ts';
@@ -78,6 +79,8 @@ export function engineOptions(config: ServerConfig): EngineOptions {
     contextLength: config.contextLength,
     device: config.device,
     kvUpdate: config.kvUpdate,
+    int8Steps: config.int8Steps,
+    int8MinRows: config.int8MinRows,
     prefillChunk: config.prefillChunk,
     maxRunningSeqs: config.maxRunningSeqs,
     maxBatchTokens: config.maxBatchTokens,
@@ -132,6 +135,8 @@ export function describeModel(ctx: ServingContext, loadSeconds: number | undefin
           kvUpdate: session.kvUpdate,
           ...(session.kvNote ? { kvNote: session.kvNote } : {}),
           ...(session.deviceNote ? { deviceNote: session.deviceNote } : {}),
+          int8Steps: session.int8.enabled ? { minRows: session.int8.minRows, how: session.int8.note } : { off: session.int8.note },
+          ...(session.int8.calibration ? { int8Calibration: describeCalibration(session.int8.calibration) } : {}),
           sessionLoadSeconds: +(session.loadMs / 1000).toFixed(2),
         }
       : {}),
@@ -145,6 +150,11 @@ export function describeModel(ctx: ServingContext, loadSeconds: number | undefin
     },
     ...(loadSeconds !== undefined ? { loadSeconds: +loadSeconds.toFixed(2) } : {}),
   };
+}
+
+/** "rows: int4 ms / int8 ms" for the startup log. */
+function describeCalibration(c: Int8Calibration): Record<string, string> {
+  return Object.fromEntries(c.rows.map((rows, i) => [String(rows), `${c.int4Ms[i].toFixed(2)} / ${c.int8Ms[i].toFixed(2)} ms`]));
 }
 
 function isPinoLogger(x: unknown): x is Logger {

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { ENGINE_DEFAULTS } from './engine/limits.ts';
 import { ITL_FACTOR } from './engine/step-cost.ts';
 import { DEFAULT_THREADS_DESCRIPTION, defaultThreads } from './engine/threads.ts';
-import type { KvUpdate } from './engine/types.ts';
+import type { Int8Steps, KvUpdate } from './engine/types.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -47,6 +47,9 @@ export interface ServerConfig {
   device: 'cpu' | 'cuda';
   /** How each step's keys and values reach the KV buffers (see EngineOptions.kvUpdate). */
   kvUpdate: KvUpdate;
+  /** Steps with many rows on the int8 GEMM (see EngineOptions.int8Steps). */
+  int8Steps: Int8Steps;
+  int8MinRows?: number;
   /** Prompt tokens per step when nothing decodes; undefined uses the engine's default. */
   prefillChunk?: number;
   /** Bearer keys required on every route but the public ones (see auth.ts); empty disables auth. From --api-key and --api-key-file. */
@@ -157,6 +160,14 @@ const OPTIONS: readonly OptionSpec[] = [
     defaultText: String(ENGINE_DEFAULTS.prefixCacheIdleMs / 1000),
     help: 'seconds an unused cached prefix is kept (an idle server then gives its memory back)',
   },
+  {
+    flag: 'int8-steps',
+    env: 'INT8_STEPS',
+    kind: 'string',
+    defaultText: 'auto',
+    help: "steps with many rows (prompt chunks, big batches) on onnxruntime's int8 GEMM: auto (when measured faster here and its weights, ~1 byte per parameter, fit beside the KV budget) | on | off",
+  },
+  { flag: 'int8-min-rows', env: 'INT8_MIN_ROWS', kind: 'int', min: 1, defaultText: 'measured at load', help: 'step rows from which the int8 path is taken' },
   {
     flag: 'kv-update',
     env: 'KV_UPDATE',
@@ -400,6 +411,8 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
   if (kvUpdate !== 'batched' && kvUpdate !== 'in-place') {
     throw new ConfigError(`--kv-update: expected batched or in-place, got "${kvUpdate}"`);
   }
+  const int8Steps = strValue(raw, 'int8-steps') ?? 'auto';
+  if (int8Steps !== 'auto' && int8Steps !== 'on' && int8Steps !== 'off') throw new ConfigError(`--int8-steps: expected auto, on or off, got "${int8Steps}"`);
   const modelName = strValue(raw, 'model-name')?.trim() || deriveModelName(modelDir);
   const keyFileText = strValue(raw, 'api-key-file')?.trim();
   const apiKeyFile = keyFileText ? path.resolve(cwd, keyFileText) : undefined;
@@ -427,6 +440,8 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
     threads: intValue(raw, 'threads') ?? 0,
     device,
     kvUpdate,
+    int8Steps,
+    int8MinRows: intValue(raw, 'int8-min-rows'),
     prefillChunk: intValue(raw, 'prefill-chunk'),
     apiKeys,
     ...(apiKeyFile ? { apiKeyFile } : {}),

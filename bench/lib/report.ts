@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { CannonSummary } from './autocannon-run.ts';
 import type { EngineRun } from './engine-direct.ts';
 import type { MemoryResult, PrefillBesideResult, PrefixReuseResult, TogetherResult } from './scenarios.ts';
+import type { CurvePoint } from './step-curve.ts';
 import type { Summary } from './stats.ts';
 import { PALETTE, renderChart, type ChartSpec, type ReferenceLine, type Series } from './svg-chart.ts';
 
@@ -118,6 +119,8 @@ export interface HttpBenchReport {
 }
 
 export interface Scenarios {
+  /** Model steps of n decoding sequences, measured in the same run (the ceiling of `together`). */
+  curve?: { context: number; points: CurvePoint[] };
   together: TogetherResult[];
   prefixReuse: PrefixReuseResult | null;
   prefillBeside: PrefillBesideResult | null;
@@ -127,9 +130,18 @@ export interface Scenarios {
 function scenarioLines(s: Scenarios): string[] {
   const out = ['### Continuous batching and prefix reuse', ''];
   if (s.together.length > 0) {
-    out.push('| streams started together | prompt tokens | window where all decode (s) | tokens in it | aggregate decode tok/s | TTFT of the last (s) |');
-    out.push('|---|---|---|---|---|---|');
-    for (const t of s.together) out.push(`| ${t.streams} | ${t.promptTokens} | ${fx(t.windowS, 1)} | ${t.tokensInWindow} | ${fx(t.aggregateTokS)} | ${secs(t.ttftMsMax)} |`);
+    const ceiling = (n: number) => s.curve?.points.find((p) => p.decode === n && p.prefill === 0)?.tokS;
+    const one = ceiling(1);
+    out.push('| streams started together | prompt tokens | window where all decode (s) | tokens in it | aggregate decode tok/s | ceiling: a step of n tokens (tok/s) | of the ceiling | x one stream | TTFT of the last (s) |');
+    out.push('|---|---|---|---|---|---|---|---|---|');
+    for (const t of s.together) {
+      const c = ceiling(t.streams);
+      out.push(
+        `| ${t.streams} | ${t.promptTokens} | ${fx(t.windowS, 1)} | ${t.tokensInWindow} | ${fx(t.aggregateTokS)} | ${fx(c)} | ` +
+          `${c ? `**${fx(t.aggregateTokS / c)}x**` : 'n/a'} | ${one ? fx(t.aggregateTokS / one) : 'n/a'} | ${secs(t.ttftMsMax)} |`,
+      );
+    }
+    if (s.curve) out.push('', `Ceilings: a model step of n decoding sequences at ${s.curve.context} positions, timed in the benchmark process beside the idle server right before and right after each scenario (the mean of the two; bench/lib/step-curve.ts). "x one stream": against one sequence's steps, timed after the last scenario.`);
     out.push('');
   }
   const p = s.prefixReuse;

@@ -149,12 +149,21 @@ function gapsIn(streams: number[][], from: number, to: number): number[] {
 export async function prefillBeside(ctx: ScenarioContext, streams: number, longTarget: number, baselineTokens: number, seed: number): Promise<PrefillBesideResult> {
   const stop = new AbortController();
   const arrivals: number[][] = Array.from({ length: streams }, () => []);
+  // Long enough to outlast the long prompt (read a few tokens a step beside them), within any context.
+  const maxTokens = 4 * longTarget;
+  let ended: string | undefined;
   const running = Array.from({ length: streams }, (_, i) =>
-    completions(ctx, buildPrompt(ctx.tokenizer, 128, seed + i).text, 100_000, stop.signal, (at) => arrivals[i].push(at)),
+    completions(ctx, buildPrompt(ctx.tokenizer, 128, seed + i).text, maxTokens, stop.signal, (at) => arrivals[i].push(at)).then((m) => {
+      ended ??= m.ok ? 'a running stream ended before the measurement did' : `a running stream failed: ${m.error}`;
+      return m;
+    }),
   );
   const long = buildPrompt(ctx.tokenizer, longTarget, seed + 100).text;
   const waitFor = async (n: number) => {
-    while (arrivals.some((a) => a.length < n)) await new Promise((r) => setTimeout(r, 20));
+    while (arrivals.some((a) => a.length < n)) {
+      if (ended) throw new Error(ended);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   };
   try {
     await waitFor(5);
@@ -162,6 +171,7 @@ export async function prefillBeside(ctx: ScenarioContext, streams: number, longT
     await waitFor(5 + baselineTokens);
     const baselineTo = performance.now();
     const m = check(await completions(ctx, long, 1), 'long prompt');
+    if (ended) throw new Error(ended);
     const prefillTo = m.startedAt + (m.ttftMs ?? 0);
     const without = gapsIn(arrivals, baselineFrom, baselineTo);
     const withLong = gapsIn(arrivals, m.startedAt, prefillTo);

@@ -7,6 +7,7 @@
 import { KvBlock } from '../../src/engine/kv/kv-block.ts';
 import { KvMemory } from '../../src/engine/kv/kv-memory.ts';
 import { loadDecoder, type LoadedDecoder } from '../../src/engine/model-session.ts';
+import type { Int8Steps } from '../../src/engine/types.ts';
 import { median } from './stats.ts';
 
 export interface CurvePoint {
@@ -47,18 +48,36 @@ async function timeStep(d: LoadedDecoder, memory: KvMemory, decode: number, pref
   }
 }
 
-export async function stepCurve(modelDir: string, threads: number, points: { decode: number; prefill: number }[], context: number, runs = 5): Promise<CurvePoint[]> {
-  const d = await loadDecoder({ modelDir, threads });
-  if (!d.runner.batched) throw new Error(`the batched graph is not in use: ${d.description.kvNote ?? ''}`);
-  const memory = new KvMemory(d.runner.kvShape, 64 * 1024 ** 3);
+/** A decoder loaded in this process, timing model steps on demand. */
+export class StepTimer {
+  private constructor(
+    private readonly d: LoadedDecoder,
+    private readonly memory: KvMemory,
+  ) {}
+
+  static async open(modelDir: string, threads: number, int8Steps?: Int8Steps): Promise<StepTimer> {
+    const d = await loadDecoder({ modelDir, threads, int8Steps });
+    if (!d.runner.batched) throw new Error(`the batched graph is not in use: ${d.description.kvNote ?? ''}`);
+    return new StepTimer(d, new KvMemory(d.runner.kvShape, 64 * 1024 ** 3));
+  }
+
+  async time(p: { decode: number; prefill: number }, context: number, runs = 5): Promise<CurvePoint> {
+    const ms = await timeStep(this.d, this.memory, p.decode, p.prefill, context, runs);
+    return { ...p, ms, tokS: ((p.decode + p.prefill) * 1000) / ms };
+  }
+
+  close(): Promise<void> {
+    return this.d.runner.release();
+  }
+}
+
+export async function stepCurve(modelDir: string, threads: number, points: { decode: number; prefill: number }[], context: number, int8Steps?: Int8Steps, runs = 5): Promise<CurvePoint[]> {
+  const timer = await StepTimer.open(modelDir, threads, int8Steps);
   try {
     const out: CurvePoint[] = [];
-    for (const p of points) {
-      const ms = await timeStep(d, memory, p.decode, p.prefill, context, runs);
-      out.push({ ...p, ms, tokS: ((p.decode + p.prefill) * 1000) / ms });
-    }
+    for (const p of points) out.push(await timer.time(p, context, runs));
     return out;
   } finally {
-    await d.runner.release();
+    await timer.close();
   }
 }

@@ -3,11 +3,14 @@
  * derived batched graph by default, the export's own graph (one sequence per step) when asked or
  * when the rewrite cannot handle the export. Blocking: run it off the main thread.
  */
+import { freemem } from 'node:os';
 import ort from 'onnxruntime-node';
 import { BATCHED_INPUTS, BATCHED_METADATA_KEY, batchedDerivation, newRowsName, prefillInputName, type BatchedGraphInfo } from './graphs/batched-model.ts';
 import { ensureDerivedModel, type DerivedModel } from './graphs/derived-model.ts';
+import { INT8_METADATA_KEY, int8Derivation, type Int8GraphInfo } from './graphs/int8-model.ts';
 import { EMBEDDING_METADATA_KEY, EmbeddingReader, INPUTS_EMBEDS, type EmbeddingTable } from './graphs/embedding-input.ts';
 import { lastPositionDerivation } from './graphs/last-position-model.ts';
+import { calibrateInt8, type Int8Calibration } from './int8-calibration.ts';
 import type { KvShape } from './kv/kv-block.ts';
 import { ModelConfigError, loadModelConfig, type LoadedModelConfig } from './model-config.ts';
 import { defaultThreads } from './threads.ts';
@@ -31,6 +34,18 @@ export interface SessionDescription {
   threads: number;
   graphOptimizationLevel: string;
   loadMs: number;
+  /** The int8 path for steps of many rows. */
+  int8: Int8Description;
+}
+
+export interface Int8Description {
+  enabled: boolean;
+  /** Steps of at least this many rows take it. */
+  minRows?: number;
+  /** Why it is off, or how the threshold was chosen. */
+  note?: string;
+  weightBytes?: number;
+  calibration?: Int8Calibration;
 }
 
 export interface LoadedDecoder {
@@ -48,8 +63,8 @@ function deriveModel(config: LoadedModelConfig, opts: EngineOptions): { derived:
   return { derived: lastPosition(), kvUpdate: 'in-place', kvNote: derived.fallbackReason };
 }
 
-async function createSession(modelFile: string, opts: EngineOptions, threads: number): Promise<{ session: ort.InferenceSession; executionProvider: 'cpu' | 'cuda'; deviceNote?: string }> {
-  const sessionOptions = (providers: ('cpu' | 'cuda')[]): ort.InferenceSession.SessionOptions => ({
+function sessionOptions(opts: EngineOptions, threads: number, providers: ('cpu' | 'cuda')[] = ['cpu']): ort.InferenceSession.SessionOptions {
+  return {
     executionProviders: providers,
     intraOpNumThreads: threads,
     // One graph at a time: parallelism lives inside each op, not across ops.
@@ -59,16 +74,20 @@ async function createSession(modelFile: string, opts: EngineOptions, threads: nu
     // ORT's arena keeps the largest scratch a step ever needed (a long prompt's attention) for
     // good; without it that memory goes back after the step, at no measurable cost per step.
     enableCpuMemArena: false,
-  });
+  };
+}
+
+async function createSession(modelFile: string, opts: EngineOptions, threads: number): Promise<{ session: ort.InferenceSession; executionProvider: 'cpu' | 'cuda'; deviceNote?: string }> {
+  const options = (providers: ('cpu' | 'cuda')[]) => sessionOptions(opts, threads, providers);
   if (opts.device === 'cuda') {
     try {
-      return { session: await ort.InferenceSession.create(modelFile, sessionOptions(['cuda', 'cpu'])), executionProvider: 'cuda' };
+      return { session: await ort.InferenceSession.create(modelFile, options(['cuda', 'cpu'])), executionProvider: 'cuda' };
     } catch (err) {
       const deviceNote = `CUDA execution provider unavailable (${(err as Error).message.split('\n')[0]}); running on CPU`;
-      return { session: await ort.InferenceSession.create(modelFile, sessionOptions(['cpu'])), executionProvider: 'cpu', deviceNote };
+      return { session: await ort.InferenceSession.create(modelFile, options(['cpu'])), executionProvider: 'cpu', deviceNote };
     }
   }
-  return { session: await ort.InferenceSession.create(modelFile, sessionOptions(['cpu'])), executionProvider: 'cpu' };
+  return { session: await ort.InferenceSession.create(modelFile, options(['cpu'])), executionProvider: 'cpu' };
 }
 
 function requireNames(have: readonly string[], names: string[], kind: string, file: string): void {
@@ -98,6 +117,35 @@ function checkSession(session: ort.InferenceSession, config: LoadedModelConfig, 
   requireNames(session.outputNames, [io.logits], 'output', description.modelFile);
 }
 
+const GiB = 1024 ** 3;
+
+/**
+ * The int8 session for steps of many rows, when wanted, derivable, worth it here (measured) and
+ * affordable: `auto` needs room for its weights beside the KV budget (or 2 GiB of KV) plus 0.5 GiB.
+ */
+async function loadInt8(config: LoadedModelConfig, opts: EngineOptions, threads: number): Promise<{ session?: ort.InferenceSession; description: Int8Description }> {
+  const mode = opts.int8Steps ?? 'auto';
+  if (mode === 'off') return { description: { enabled: false, note: 'off (--int8-steps off)' } };
+  const derived = ensureDerivedModel(config.modelPath, int8Derivation({ inputIds: config.io.inputIds, logits: config.io.logits }));
+  if (derived.fallbackReason !== undefined) return { description: { enabled: false, note: `the int8 graph cannot be derived: ${derived.fallbackReason}` } };
+  const { weightBytes } = JSON.parse(derived.metadata[INT8_METADATA_KEY] ?? '{"weightBytes":0}') as Int8GraphInfo;
+  const needed = weightBytes + (opts.kvCacheBytes ?? 2 * GiB) + GiB / 2;
+  if (mode === 'auto' && freemem() < needed) {
+    return { description: { enabled: false, weightBytes, note: `its ${(weightBytes / GiB).toFixed(1)} GiB of weights do not fit beside the KV budget (${(freemem() / GiB).toFixed(1)} GiB free)` } };
+  }
+  const options = sessionOptions(opts, threads);
+  let calibration: Int8Calibration | undefined;
+  let minRows = opts.int8MinRows;
+  if (minRows === undefined) {
+    calibration = await calibrateInt8(config.modelPath, options);
+    minRows = calibration.minRows;
+    if (minRows === undefined && mode === 'auto') return { description: { enabled: false, weightBytes, calibration, note: 'int8 measured no faster than int4 here at any step size' } };
+  }
+  const session = await ort.InferenceSession.create(derived.path, options);
+  const note = opts.int8MinRows !== undefined ? '--int8-min-rows' : minRows === undefined ? 'on (--int8-steps on) although it measured no faster' : 'measured at load';
+  return { session, description: { enabled: true, minRows: minRows ?? 1, weightBytes, calibration, note } };
+}
+
 export async function loadDecoder(opts: EngineOptions): Promise<LoadedDecoder> {
   const config = loadModelConfig(opts.modelDir);
   const threads = opts.threads && opts.threads > 0 ? opts.threads : defaultThreads();
@@ -116,6 +164,7 @@ export async function loadDecoder(opts: EngineOptions): Promise<LoadedDecoder> {
     threads,
     graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
     loadMs: performance.now() - t0,
+    int8: { enabled: false, note: 'the int8 path needs the batched graph' },
   };
   try {
     checkSession(session, config, description);
@@ -134,5 +183,9 @@ export async function loadDecoder(opts: EngineOptions): Promise<LoadedDecoder> {
     throw new ModelConfigError(`${modelFile} records no embedding table`);
   }
   const graph = JSON.parse(derived.metadata[BATCHED_METADATA_KEY] ?? '{}') as BatchedGraphInfo;
-  return { info, description, runner: new BatchedRunner(session, config.io, shape, new EmbeddingReader(modelFile, table), graph) };
+  const int8 = await loadInt8(config, opts, threads);
+  description.int8 = int8.description;
+  description.loadMs = performance.now() - t0;
+  const wide = int8.session ? { session: int8.session, minRows: int8.description.minRows ?? 1 } : undefined;
+  return { info, description, runner: new BatchedRunner(session, config.io, shape, new EmbeddingReader(modelFile, table), graph, wide) };
 }

@@ -1,9 +1,8 @@
 /**
  * Continuous batching: one waiting line, and every model step serves every running sequence it
  * can. A step runs the next token of every decoding sequence plus a chunk of the prompt of at most
- * one prefilling sequence (first come, first served), sized so the step stays within a few times
- * the cost of a decode-only step (or under a fixed token budget); there are no prefill and decode
- * phases. Sequences join and leave between steps, and every abort (client
+ * one prefilling sequence (first come, first served), sized so the step costs about ITL_FACTOR times
+ * a decode-only step (or under a fixed token budget); there are no prefill and decode phases. Sequences join and leave between steps, and every abort (client
  * gone, timeout, end of a shutdown grace) is honoured before the next step.
  *
  * KV lives in blocks (kv/kv-block.ts): the decode batch is one block with a slot per decoding
@@ -18,7 +17,7 @@ import { KvBlock } from './kv/kv-block.ts';
 import type { KvMemory } from './kv/kv-memory.ts';
 import { PrefixCache, type CacheEntry } from './kv/prefix-cache.ts';
 import type { StepPlan, StepRunner } from './runners/step-runner.ts';
-import { rideAlongTokens, type StepCost } from './step-cost.ts';
+import { RideAlong, type StepCost } from './step-cost.ts';
 import type { Sequence } from './sequence.ts';
 import type { FinishReason, StepRecord } from './types.ts';
 
@@ -53,6 +52,7 @@ export class Scheduler {
   readonly counters: SchedulerCounters = { preemptions: 0, queriedTokens: 0, hitTokens: 0 };
   /** Positions the decode block allocates when it must: room for every sequence it may hold (mapped lazily). */
   private readonly decodeAllocation: number;
+  private readonly rideAlong: RideAlong;
 
   constructor(
     private readonly runner: StepRunner,
@@ -62,6 +62,7 @@ export class Scheduler {
   ) {
     this.decodeBlock = this.newBlock();
     this.decodeAllocation = Math.min(memory.capacity, this.maxRunning * this.round(opts.contextLength));
+    this.rideAlong = new RideAlong(opts.stepCost);
   }
 
   private get maxRunning(): number {
@@ -122,10 +123,15 @@ export class Scheduler {
     }
     const runMs = performance.now() - runStart;
     this.complete(plan, decoders, prefiller, logits);
-    const overheadMs = performance.now() - started - runMs;
+    const stepMs = performance.now() - started;
+    const overheadMs = stepMs - runMs;
     for (const seq of decoders) seq.steppedWith(overheadMs);
-    const tokens = decoders.length + (plan.prefill?.tokens.length ?? 0);
+    const prompt = plan.prefill?.tokens.length ?? 0;
+    this.rideAlong.observe(decoders.length, prompt, stepMs);
+    const tokens = decoders.length + prompt;
     this.onStep({ tokens, sequences: decoders.length + (prefiller ? 1 : 0), runMs });
+    // The step's outputs (new KV rows, logits) are garbage now; so is what reallocations left.
+    this.memory.discarded(tokens * this.memory.positionBytes + logits.reduce((n, row) => n + row.byteLength, 0));
     this.memory.collect();
     return true;
   }
@@ -229,7 +235,7 @@ export class Scheduler {
     }
     const seq = this.prefilling;
     if (seq && (this.runner.batched || !plan.decode)) {
-      const budget = plan.decode ? this.rideAlong(this.decoding.length) : this.opts.prefillChunk;
+      const budget = plan.decode ? this.chunkBeside(this.decoding.length) : this.opts.prefillChunk;
       const count = Math.min(seq.pending, budget, this.opts.prefillChunk);
       const block = seq.block!;
       const end = seq.computed + count;
@@ -243,9 +249,9 @@ export class Scheduler {
   }
 
   /** Prompt tokens a step may carry beside `decoding` decode rows. */
-  private rideAlong(decoding: number): number {
+  private chunkBeside(decoding: number): number {
     const fixed = this.opts.maxBatchTokens;
-    return fixed !== undefined ? Math.max(1, fixed - decoding) : rideAlongTokens(this.opts.stepCost, decoding);
+    return fixed !== undefined ? Math.max(1, fixed - decoding) : this.rideAlong.next(decoding);
   }
 
   /** Widens the decode batch's layout for this step's rows, preempting while the budget cannot hold it. */
@@ -353,7 +359,7 @@ export class Scheduler {
     seq.cacheEntry = undefined;
   }
 
-  /** Copies a leaving sequence's rows out of the batch into the cache: onto its prompt's entry if that is still there. */
+  /** Copies a leaving sequence's rows out of the batch into the cache: onto its prompt's entry if that is still there (reallocating it). */
   private cacheFromSlot(seq: Sequence): void {
     const count = seq.computed;
     const entry = seq.cacheEntry && this.cache.has(seq.cacheEntry) ? seq.cacheEntry : undefined;

@@ -130,9 +130,17 @@ export interface EngineOptions {
    * comparison, and the fallback when the batched rewrite cannot handle an export).
    */
   kvUpdate?: KvUpdate;
+  /**
+   * Steps with many rows (prompt chunks, large batches) on onnxruntime's int8 GEMM: 'auto' (default)
+   * when it measures faster here and its weights fit in memory, 'on', 'off'.
+   */
+  int8Steps?: Int8Steps;
+  /** Rows from which a step takes the int8 path (default: measured at load). */
+  int8MinRows?: number;
 }
 
 export type KvUpdate = 'batched' | 'in-place';
+export type Int8Steps = 'auto' | 'on' | 'off';
 
 export interface EngineStats {
   /** Sequences prefilling or decoding. */

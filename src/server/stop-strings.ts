@@ -26,15 +26,6 @@ export class StopStringMatcher {
     this.stops = [...new Set(stops.filter((s) => s.length > 0))];
   }
 
-  get active(): boolean {
-    return this.stops.length > 0;
-  }
-
-  /** Length of text currently held back. */
-  get heldLength(): number {
-    return this.held.length;
-  }
-
   push(delta: string): StopPush {
     if (this.done) return { text: '', stopped: true };
     if (this.stops.length === 0) return { text: delta, stopped: false };

@@ -7,7 +7,7 @@
 import { DType, GraphBuilder, inlineTensor, valueInfo, type GraphProto, type WeightFiller } from '../onnx/graph.ts';
 import type { ExternalDataWriter } from './external-data.ts';
 import { rotaryDim, type ModelShape } from './presets.ts';
-import { int4Scales, jitteredFloats, quantizedTiedWeights, randomBytes, tensorKey, uniformFloats } from './weights.ts';
+import { int4Scales, jitteredFloats, quantizedTiedWeights, randomBytes, tensorKey, uniformAt, uniformFloats } from './weights.ts';
 
 const MS = 'com.microsoft';
 
@@ -64,6 +64,32 @@ function constantCacheBranch(name: string, suffix: string, rows: number, caches:
     name,
     node: g.nodes,
     output: [valueInfo(cosOut, DType.FLOAT, [rows, width]), valueInfo(sinOut, DType.FLOAT, [rows, width])],
+  };
+}
+
+const rtnKeyName = (matMulName: string) => `${matMulName}.fp32`;
+/** Uniform weights in [-a, a] with a = sqrt(3 / k) keep unit-variance activations unit-variance. */
+const rtnAmplitude = (k: number) => Math.sqrt(3 / k);
+
+/** The fp32 weights [n, k] (row-major) a `rtnWeights` model's MatMulNBits `name` quantizes. */
+export function rtnFp32Weight(shape: ModelShape, name: string, k: number, n: number): Float32Array {
+  const key = tensorKey(shape.seed, rtnKeyName(name));
+  const amplitude = rtnAmplitude(k);
+  const out = new Float32Array(n * k);
+  for (let i = 0; i < out.length; i++) out[i] = uniformAt(key, i, amplitude);
+  return out;
+}
+
+/** Multiplies the gains of the outlier channels (the filler covers the whole [H] vector). */
+function withOutliers(fill: WeightFiller, outliers: ModelShape['outliers']): WeightFiller {
+  if (!outliers) return fill;
+  return (chunk, start) => {
+    fill(chunk, start);
+    const gains = new Float32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength >>> 2);
+    for (const c of outliers.channels) {
+      const i = c - (start >>> 2);
+      if (i >= 0 && i < gains.length) gains[i] *= outliers.factor;
+    }
   };
 }
 
@@ -129,7 +155,7 @@ export function buildDecoderGraph(shape: ModelShape, external: ExternalDataWrite
 
   const matMulNBits = (name: string, input: string, k: number, n: number, opts: { weights?: { blob: WeightFiller; scales: WeightFiller }; output?: string } = {}): string => {
     const blocks = k / blockSize;
-    const w = opts.weights ?? { blob: randomBytes(key(`${name}.weight_Q4`)), scales: int4Scales(key(`${name}.weight_scales`), k, 1) };
+    const w = opts.weights ?? (shape.rtnWeights ? quantizedTiedWeights(key(rtnKeyName(name)), rtnAmplitude(k)) : { blob: randomBytes(key(`${name}.weight_Q4`)), scales: int4Scales(key(`${name}.weight_scales`), k, 1) });
     const b = g.weight(`${name}.weight_Q4`, DType.UINT8, [n, blocks, blockSize / 2], n * blocks * (blockSize / 2), w.blob);
     const s = g.weight(`${name}.weight_scales`, DType.FLOAT, [n * blocks], n * blocks * 4, w.scales);
     // model.layers.3.mlp.up_proj.MatMul -> /model/layers.3/mlp/up_proj/MatMul, as the builder names nodes.
@@ -138,7 +164,7 @@ export function buildDecoderGraph(shape: ModelShape, external: ExternalDataWrite
     g.node('MatMulNBits', [input, b, s], [out], { K: k, N: n, bits: 4, block_size: blockSize, accuracy_level: shape.accuracyLevel }, { name: nodeName, domain: MS });
     return out;
   };
-  const normWeight = (name: string) => g.weight(name, DType.FLOAT, [H], H * 4, jitteredFloats(key(name), 1, 0.1));
+  const normWeight = (name: string) => g.weight(name, DType.FLOAT, [H], H * 4, withOutliers(jitteredFloats(key(name), 1, 0.1), shape.outliers));
   const skipNorm = (name: string, input: string, skip: string, weight: string): { out: string; residual: string } => {
     const out = `${name}/output_0`;
     const residual = `${name}/output_3`;

@@ -22,6 +22,14 @@ export interface ModelShape {
   /** Standard deviation of the tied logits; sets how peaked the random model's output is. */
   logitStd: number;
   seed: number;
+  /**
+   * Projections are the int4 round-to-nearest quantization of known fp32 weights (rtnFp32Weight),
+   * as the genai builder quantizes a real model, instead of random int4 blocks: an fp32 reference
+   * of the same model can then be built, to measure what quantization costs.
+   */
+  rtnWeights?: boolean;
+  /** A few hidden channels whose norm gains are `factor` times the rest, as real LLM activations have. */
+  outliers?: { channels: number[]; factor: number };
 }
 
 // Phi-4-mini-instruct config.json rope_scaling.long_factor.
@@ -94,6 +102,10 @@ export const PRESETS = {
     logitStd: 4,
     seed: 99,
   },
+  /** tiny-exact's shape with int4 weights quantized from fp32 ones: quantization error is measurable. */
+  'tiny-rtn': { ...TINY, accuracyLevel: 0, rtnWeights: true },
+  /** tiny-rtn with four hidden channels 30x larger than the rest: the worst case for quantized activations. */
+  'tiny-outliers': { ...TINY, accuracyLevel: 0, rtnWeights: true, outliers: { channels: [3, 17, 40, 51], factor: 30 } },
   /** Phi-4-mini-instruct's real dimensions, for benchmarks. */
   'phi4-mini-shape': {
     ...PHI4_COMMON,

@@ -50,6 +50,15 @@ export class KvMemory implements KvFootprint {
   }
 
   /**
+   * Counts buffers that became garbage outside the KV blocks: onnxruntime-node copies every output
+   * of a step (logits, new KV rows) into fresh ArrayBuffers, tens of MB a prompt chunk, and V8 sees
+   * them only as small objects.
+   */
+  discarded(bytes: number): void {
+    this.freedSinceCollect += bytes;
+  }
+
+  /**
    * Runs a garbage collection if enough KV memory was freed since the last one (call between
    * steps); `soon` lowers the bar, right after a block was reallocated.
    */

@@ -38,6 +38,8 @@ export class BatchedRunner implements StepRunner {
     readonly kvShape: KvShape,
     private readonly embeddings: EmbeddingReader,
     private readonly graph: BatchedGraphInfo,
+    /** The same graph on the int8 GEMM, for steps of at least `minRows` rows. */
+    private readonly wide?: { session: ort.InferenceSession; minRows: number },
   ) {
     this.logitsName = io.logits;
     this.layers = Array.from({ length: kvShape.numLayers }, (_, i) => ({
@@ -95,7 +97,8 @@ export class BatchedRunner implements StepRunner {
       feeds[names.prefillKey] = prefill ? prefill.block.keyTensor(layer) : this.emptyPrefill.key;
       feeds[names.prefillValue] = prefill ? prefill.block.valueTensor(layer) : this.emptyPrefill.value;
     }
-    const out = await this.session.run(feeds);
+    const session = this.wide && rows >= this.wide.minRows ? this.wide.session : this.session;
+    const out = await session.run(feeds);
     for (const [layer, names] of this.layers.entries()) {
       const keys = out[names.newKey].data as Float32Array;
       const values = out[names.newValue].data as Float32Array;
@@ -113,5 +116,6 @@ export class BatchedRunner implements StepRunner {
   async release(): Promise<void> {
     this.embeddings.close();
     await this.session.release();
+    await this.wide?.session.release();
   }
 }
