@@ -69,6 +69,19 @@ describe('int8 steps on tiny-exact', () => {
   });
 });
 
+test('auto measures both paths on one layer at load and says what it chose', async () => {
+  const engine = await Engine.load({ modelDir: FIXTURES.tiny, threads: 2 });
+  try {
+    const { int8 } = engine.session;
+    assert.deepEqual(int8.calibration?.rows, [1, 2, 4, 8, 16, 32, 64, 128]);
+    for (const ms of [...int8.calibration!.int4Ms, ...int8.calibration!.int8Ms]) assert.ok(ms > 0);
+    if (int8.enabled) assert.equal(int8.minRows, int8.calibration!.minRows);
+    else assert.match(int8.note ?? '', /no faster/);
+  } finally {
+    await engine.close();
+  }
+});
+
 test('greedy tokens with the int8 threshold at 1 row and with no int8 at all are the same on tiny-exact', async () => {
   const generate = async (opts: { int8Steps: 'on' | 'off'; int8MinRows?: number }) => {
     const engine = await Engine.load({ modelDir: FIXTURES['tiny-exact'], threads: 2, prefixCache: false, ...opts });

@@ -26,6 +26,8 @@ export function testConfig(overrides: Partial<ServerConfig> = {}): ServerConfig 
     logLevel: 'silent',
     threads: 2,
     contextLength: TEST_CONTEXT,
+    // Int4 steps only: whether int8 wins is measured per machine, and tests compare tokens across step sizes.
+    int8Steps: 'off',
     ...overrides,
   });
 }

@@ -266,6 +266,18 @@ it('--kv-update takes batched or in-place (env KV_UPDATE too), default batched',
   assert.throws(() => parseConfig(['--kv-update', 'copy'], {}, process.cwd()), /--kv-update: expected batched or in-place/);
 });
 
+it('--int8-steps takes auto, on or off (env INT8_STEPS too), default auto; --int8-min-rows a row count', () => {
+  const dflt = parseConfig([], {}, process.cwd());
+  assert.ok(dflt.kind === 'config');
+  assert.deepEqual([dflt.config.int8Steps, dflt.config.int8MinRows], ['auto', undefined]);
+  const flags = parseConfig(['--int8-steps', 'on', '--int8-min-rows', '16'], {}, process.cwd());
+  assert.ok(flags.kind === 'config');
+  assert.deepEqual([flags.config.int8Steps, flags.config.int8MinRows], ['on', 16]);
+  const env = parseConfig([], { INT8_STEPS: 'off' }, process.cwd());
+  assert.equal(env.kind === 'config' && env.config.int8Steps, 'off');
+  assert.throws(() => parseConfig(['--int8-steps', 'sometimes'], {}, process.cwd()), /--int8-steps: expected auto, on or off/);
+});
+
 it('batching and KV budget flags (and their env vars); unset leaves the engine defaults', () => {
   const dflt = parseConfig([], {}, process.cwd());
   assert.ok(dflt.kind === 'config');
