@@ -16,12 +16,16 @@ export const ENGINE_DEFAULTS = {
   kvShareOfFree: 0.5,
 } as const;
 
-/** Half the memory available now (the weights are loaded), within a container's limit when there is one. */
-export function defaultKvBudgetBytes(): number {
-  let available = freemem();
+/** Memory this process may still take: what the machine has free, within a container's limit when there is one. */
+export function availableMemory(): number {
   const limit = process.constrainedMemory?.() ?? 0;
-  if (limit > 0 && limit < Number.MAX_SAFE_INTEGER) available = Math.min(available, limit - process.memoryUsage().rss);
-  return Math.max(64 * 1024 * 1024, Math.floor(available * ENGINE_DEFAULTS.kvShareOfFree));
+  const free = freemem();
+  return limit > 0 && limit < Number.MAX_SAFE_INTEGER ? Math.min(free, limit - process.memoryUsage().rss) : free;
+}
+
+/** Half the memory available now (the weights are loaded). */
+export function defaultKvBudgetBytes(): number {
+  return Math.max(64 * 1024 * 1024, Math.floor(availableMemory() * ENGINE_DEFAULTS.kvShareOfFree));
 }
 
 export interface ResolvedLimits extends Omit<EngineLimits, 'stepCost'> {

@@ -3,15 +3,17 @@
  * derived batched graph by default, the export's own graph (one sequence per step) when asked or
  * when the rewrite cannot handle the export. Blocking: run it off the main thread.
  */
-import { freemem } from 'node:os';
+import { readFileSync } from 'node:fs';
+import onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
 import { BATCHED_INPUTS, BATCHED_METADATA_KEY, batchedDerivation, newRowsName, prefillInputName, type BatchedGraphInfo } from './graphs/batched-model.ts';
 import { ensureDerivedModel, type DerivedModel } from './graphs/derived-model.ts';
-import { INT8_METADATA_KEY, int8Derivation, type Int8GraphInfo } from './graphs/int8-model.ts';
+import { int8Derivation, int8WeightBytes } from './graphs/int8-model.ts';
 import { EMBEDDING_METADATA_KEY, EmbeddingReader, INPUTS_EMBEDS, type EmbeddingTable } from './graphs/embedding-input.ts';
 import { lastPositionDerivation } from './graphs/last-position-model.ts';
 import { calibrateInt8, type Int8Calibration } from './int8-calibration.ts';
 import type { KvShape } from './kv/kv-block.ts';
+import { availableMemory } from './limits.ts';
 import { ModelConfigError, loadModelConfig, type LoadedModelConfig } from './model-config.ts';
 import { defaultThreads } from './threads.ts';
 import { BatchedRunner } from './runners/batched-runner.ts';
@@ -118,6 +120,7 @@ function checkSession(session: ort.InferenceSession, config: LoadedModelConfig, 
 }
 
 const GiB = 1024 ** 3;
+const { onnx } = onnxProto;
 
 /**
  * The int8 session for steps of many rows, when wanted, derivable, worth it here (measured) and
@@ -126,13 +129,15 @@ const GiB = 1024 ** 3;
 async function loadInt8(config: LoadedModelConfig, opts: EngineOptions, threads: number): Promise<{ session?: ort.InferenceSession; description: Int8Description }> {
   const mode = opts.int8Steps ?? 'auto';
   if (mode === 'off') return { description: { enabled: false, note: 'off (--int8-steps off)' } };
+  // Before deriving anything: the int8 weights are written to disk once, only if they may be used.
+  const weightBytes = int8WeightBytes(onnx.ModelProto.decode(readFileSync(config.modelPath)), new Set([config.io.logits]));
+  const needed = weightBytes + (opts.kvCacheBytes ?? 2 * GiB) + GiB / 2;
+  const available = availableMemory();
+  if (mode === 'auto' && available < needed) {
+    return { description: { enabled: false, weightBytes, note: `its ${(weightBytes / GiB).toFixed(1)} GiB of weights do not fit beside the KV budget (${(available / GiB).toFixed(1)} GiB available)` } };
+  }
   const derived = ensureDerivedModel(config.modelPath, int8Derivation({ inputIds: config.io.inputIds, logits: config.io.logits }));
   if (derived.fallbackReason !== undefined) return { description: { enabled: false, note: `the int8 graph cannot be derived: ${derived.fallbackReason}` } };
-  const { weightBytes } = JSON.parse(derived.metadata[INT8_METADATA_KEY] ?? '{"weightBytes":0}') as Int8GraphInfo;
-  const needed = weightBytes + (opts.kvCacheBytes ?? 2 * GiB) + GiB / 2;
-  if (mode === 'auto' && freemem() < needed) {
-    return { description: { enabled: false, weightBytes, note: `its ${(weightBytes / GiB).toFixed(1)} GiB of weights do not fit beside the KV budget (${(freemem() / GiB).toFixed(1)} GiB free)` } };
-  }
   const options = sessionOptions(opts, threads);
   let calibration: Int8Calibration | undefined;
   let minRows = opts.int8MinRows;

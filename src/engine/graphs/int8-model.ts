@@ -78,11 +78,8 @@ function addConstants(b: GraphBuilder): void {
   b.constant(`${NS}/tiny`, DType.FLOAT, [], new Float32Array([1e-30]));
 }
 
-/**
- * Replaces every int4 MatMulNBits (but those producing `keep`) by the integer GEMM path; returns
- * the bytes of int8 weights it made.
- */
-export function replaceWithIntegerMatMuls(model: ModelProto, read: DerivationContext['read'], store: TensorStore, keep: ReadonlySet<string>): number {
+/** Replaces every int4 MatMulNBits (but those producing `keep`) by the integer GEMM path. */
+export function replaceWithIntegerMatMuls(model: ModelProto, read: DerivationContext['read'], store: TensorStore, keep: ReadonlySet<string>): void {
   const graph = model.graph;
   if (!graph) throw new Error('model has no graph');
   const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
@@ -91,7 +88,6 @@ export function replaceWithIntegerMatMuls(model: ModelProto, read: DerivationCon
   const quantized = new Map<string, QuantizedInput>();
   const nodes: NodeProto[] = [];
   let replaced = 0;
-  let weightBytes = 0;
   for (const node of graph.node ?? []) {
     const out = node.output?.[0] ?? '';
     if (node.opType !== 'MatMulNBits' || node.domain !== MS || keep.has(out)) {
@@ -117,7 +113,6 @@ export function replaceWithIntegerMatMuls(model: ModelProto, read: DerivationCon
       store(`${p}/scales`, DType.FLOAT, [n], bytesOf(int8.scales)),
       store(`${p}/correction`, DType.FLOAT, [n], bytesOf(correction)),
     );
-    weightBytes += k * n;
     let act = quantized.get(input);
     if (!act) {
       act = quantizeRows(b, input, quantized.size);
@@ -134,15 +129,15 @@ export function replaceWithIntegerMatMuls(model: ModelProto, read: DerivationCon
   graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
   sortTopologically(graph);
   pruneDeadNodes(graph);
-  return weightBytes;
 }
 
-export const INT8_METADATA_KEY = 'phi4_server.int8';
-
-/** What the engine learns from the int8 graph's metadata. */
-export interface Int8GraphInfo {
-  /** Bytes of int8 weights (what the session adds to memory, about). */
-  weightBytes: number;
+/** Bytes of int8 weights the int8 graph of `model` would hold: K x N of every int4 projection but those producing `keep`. */
+export function int8WeightBytes(model: ModelProto, keep: ReadonlySet<string>): number {
+  let bytes = 0;
+  for (const node of model.graph?.node ?? []) {
+    if (node.opType === 'MatMulNBits' && node.domain === MS && !keep.has(node.output?.[0] ?? '')) bytes += intAttribute(node, 'K', 0) * intAttribute(node, 'N', 0);
+  }
+  return bytes;
 }
 
 export function int8Derivation(io: BatchedIo): Derivation {
@@ -152,9 +147,7 @@ export function int8Derivation(io: BatchedIo): Derivation {
     version: 1,
     rewrite: (model, ctx) => {
       batched.rewrite(model, ctx);
-      const weightBytes = replaceWithIntegerMatMuls(model, ctx.read, externalStore(ctx.data), new Set([io.logits]));
-      const info: Int8GraphInfo = { weightBytes };
-      model.metadataProps.push(onnx.StringStringEntryProto.create({ key: INT8_METADATA_KEY, value: JSON.stringify(info) }));
+      replaceWithIntegerMatMuls(model, ctx.read, externalStore(ctx.data), new Set([io.logits]));
     },
   };
 }
