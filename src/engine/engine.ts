@@ -3,22 +3,12 @@
  * turns its messages into per-request async streams, and aborts through shared memory so
  * an abort lands before the worker's next model step even while it is busy.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-thread.ts';
 import type { SessionDescription } from './model-session.ts';
 import type { EngineLimits, EngineOptions, EngineStats, GenerationEvent, GenerationRequest, ModelInfo, StepRecord } from './types.ts';
 import type { FromWorker, ToWorker, WorkerStats } from './worker-protocol.ts';
 
-// Source runs under tsx (.ts); the Docker image runs compiled JavaScript (.js). Workers do not
-// always inherit the parent's loader (node --test children don't), so a TypeScript worker
-// registers tsx itself before importing its entry.
-const fromSource = import.meta.url.endsWith('.ts');
-const workerUrl = new URL(fromSource ? './worker-entry.ts' : './worker-entry.js', import.meta.url);
-
-function startWorker(opts: EngineOptions): Worker {
-  if (!fromSource) return new Worker(workerUrl, { workerData: opts });
-  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(workerUrl.href)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData: opts });
-}
 
 interface Subscription {
   push: (event: GenerationEvent) => void;
@@ -56,7 +46,7 @@ export class Engine {
   }
 
   static async load(opts: EngineOptions): Promise<Engine> {
-    const worker = startWorker(opts);
+    const worker = startWorker(import.meta.url, './worker-entry', opts);
     let cleanup = () => {};
     const ready = await new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
       const onMessage = (msg: FromWorker) => {

@@ -3,7 +3,8 @@
  * slow (a 100,000-character prompt can take a second), and on the main thread that would stall
  * health checks and every running stream; long inputs are tokenized here instead.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-thread.ts';
 import type { ChatMessage, ChatTemplateOptions, EncodeOptions, RenderedChat } from './tokenizer.ts';
 
 export type TokenizeJob =
@@ -16,15 +17,6 @@ export type TokenizeReply =
   | { id: number; ok: true; result: number[] | RenderedChat }
   | { id: number; ok: false; error: string };
 
-// As for the engine's worker: from source a TypeScript worker registers tsx itself first.
-const fromSource = import.meta.url.endsWith('.ts');
-const entryUrl = new URL(fromSource ? './worker-entry.ts' : './worker-entry.js', import.meta.url);
-
-function startWorker(modelDir: string): Worker {
-  if (!fromSource) return new Worker(entryUrl, { workerData: modelDir });
-  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entryUrl.href)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData: modelDir });
-}
 
 interface Pending {
   resolve: (result: number[] | RenderedChat) => void;
@@ -57,7 +49,7 @@ export class TokenizerWorker {
   }
 
   private start(): Worker {
-    const worker = startWorker(this.modelDir);
+    const worker = startWorker(import.meta.url, './worker-entry', this.modelDir);
     worker.unref();
     worker.on('message', (reply: TokenizeReply) => this.settle(reply));
     worker.on('error', (err) => this.fail(worker, err));
