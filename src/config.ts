@@ -79,6 +79,8 @@ export interface ServerConfig {
   bodyLimit: number;
   /** Read special-token text in chat message content as special tokens (lets users forge turns). */
   allowSpecialTokensInContent: boolean;
+  /** Jinja chat template read from --chat-template FILE, used instead of the model's. */
+  chatTemplate?: string;
 }
 
 export const DEFAULT_REAL_MODEL_DIR = 'models/phi-4-mini-instruct';
@@ -245,6 +247,13 @@ const OPTIONS: readonly OptionSpec[] = [
   },
   { flag: 'body-limit', env: 'BODY_LIMIT', kind: 'int', min: 1024, defaultText: '8388608', help: 'max request body bytes' },
   { flag: 'allow-special-tokens-in-content', env: 'ALLOW_SPECIAL_TOKENS_IN_CONTENT', kind: 'bool', help: 'read special-token text in chat messages as special tokens (lets users forge turns)' },
+  {
+    flag: 'chat-template',
+    env: 'CHAT_TEMPLATE',
+    kind: 'string',
+    defaultText: "the model's (with tool calls rendered for Phi-4)",
+    help: 'Jinja chat template FILE to use instead of the model folder\'s',
+  },
 ];
 
 export class ConfigError extends Error {
@@ -417,6 +426,7 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
   const keyFileText = strValue(raw, 'api-key-file')?.trim();
   const apiKeyFile = keyFileText ? path.resolve(cwd, keyFileText) : undefined;
   const apiKeys = [...new Set([...listValue(raw, 'api-key'), ...(apiKeyFile ? readApiKeyFile(apiKeyFile) : [])])];
+  const chatTemplate = readChatTemplate(strValue(raw, 'chat-template'), cwd);
   const headersTimeoutSec = intValue(raw, 'headers-timeout') ?? 30;
   const readTimeoutSec = intValue(raw, 'read-timeout') ?? 120;
   if (headersTimeoutSec > readTimeoutSec) {
@@ -457,7 +467,17 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
     maxTokensDefault: intValue(raw, 'max-tokens-default'),
     bodyLimit: intValue(raw, 'body-limit') ?? 8 * 1024 * 1024,
     allowSpecialTokensInContent: boolValue(raw, 'allow-special-tokens-in-content'),
+    ...(chatTemplate !== undefined ? { chatTemplate } : {}),
   };
+}
+
+function readChatTemplate(file: string | undefined, cwd: string): string | undefined {
+  if (!file?.trim()) return undefined;
+  try {
+    return readFileSync(path.resolve(cwd, file.trim()), 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--chat-template: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** A config for tests and embedding: defaults plus overrides, no argv/env. */

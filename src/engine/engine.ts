@@ -6,7 +6,7 @@
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../worker-thread.ts';
 import type { SessionDescription } from './model-session.ts';
-import type { EngineLimits, EngineOptions, EngineStats, GenerationEvent, GenerationRequest, ModelInfo, StepRecord } from './types.ts';
+import type { EngineLimits, EngineOptions, EngineStats, GenerationEvent, GenerationRequest, GrammarSpec, ModelInfo, StepRecord } from './types.ts';
 import type { FromWorker, ToWorker, WorkerStats } from './worker-protocol.ts';
 
 
@@ -30,6 +30,7 @@ export class Engine {
   private fatal: string | undefined;
   private workerStats: WorkerStats;
   private readonly stepListeners: ((step: StepRecord, stats: EngineStats) => void)[] = [];
+  private readonly grammarChecks = new Map<number, (error: string | undefined) => void>();
 
   private constructor(
     private readonly worker: Worker,
@@ -139,6 +140,19 @@ export class Engine {
     };
   }
 
+  /**
+   * Compiles a grammar in the worker (where it stays cached for the request that follows) and
+   * resolves with the reason it cannot be used, or undefined.
+   */
+  checkGrammar(grammar: GrammarSpec): Promise<string | undefined> {
+    if (!this.healthy) return Promise.reject(new EngineClosedError(this.fatal ?? 'engine is closed'));
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.grammarChecks.set(id, resolve);
+      this.post({ type: 'checkGrammar', id, grammar });
+    });
+  }
+
   private post(msg: ToWorker): void {
     this.worker.postMessage(msg);
   }
@@ -148,6 +162,11 @@ export class Engine {
       this.workerStats = msg.stats;
       const stats = this.stats();
       for (const listener of this.stepListeners) listener(msg.step, stats);
+      return;
+    }
+    if (msg.type === 'grammarChecked') {
+      this.grammarChecks.get(msg.id)?.(msg.error);
+      this.grammarChecks.delete(msg.id);
       return;
     }
     if (msg.type !== 'event') return;
@@ -160,6 +179,8 @@ export class Engine {
 
   private failAll(reason: string): void {
     this.fatal = reason;
+    for (const resolve of this.grammarChecks.values()) resolve(reason);
+    this.grammarChecks.clear();
     for (const [id, sub] of this.subs) {
       sub.push({
         type: 'done',

@@ -122,6 +122,7 @@ export class Scheduler {
       return true;
     }
     const runMs = performance.now() - runStart;
+    await Promise.all([...decoders, prefiller].map((seq) => seq?.ready()));
     this.complete(plan, decoders, prefiller, logits);
     const stepMs = performance.now() - started;
     const overheadMs = stepMs - runMs;

@@ -4,6 +4,7 @@
  * hands out. The scheduler moves it waiting -> prefilling -> decoding -> done, and back to waiting
  * when it is preempted (its rows are dropped and recomputed later; nothing it emitted changes).
  */
+import type { TokenConstraint } from './grammar/token-constraint.ts';
 import type { KvBlock } from './kv/kv-block.ts';
 import type { CacheEntry } from './kv/prefix-cache.ts';
 import { Sampler } from './sampling/index.ts';
@@ -54,6 +55,7 @@ export class Sequence {
     readonly request: GenerationRequest,
     model: SequenceModel,
     private readonly hooks: SequenceHooks,
+    private readonly constraint?: TokenConstraint,
   ) {
     for (const id of request.promptIds) {
       if (!(Number.isInteger(id) && id >= 0 && id < model.vocabSize)) throw new RangeError(`token id ${id} is outside the vocabulary of ${model.vocabSize}`);
@@ -61,7 +63,7 @@ export class Sequence {
     this.tokens = [...request.promptIds];
     this.promptLength = this.tokens.length;
     this.contextLength = model.contextLength;
-    this.sampler = new Sampler(model.vocabSize, request.sampling, request.promptIds);
+    this.sampler = new Sampler(model.vocabSize, request.sampling, request.promptIds, constraint ? [constraint] : []);
     this.criteria = [stopOnTokens([...model.eosTokenIds, ...(request.extraStopTokenIds ?? [])]), stopAtMaxTokens(request.maxTokens)];
   }
 
@@ -79,6 +81,11 @@ export class Sequence {
     this.admittedAt = now;
     this.cachedTokens = cachedTokens;
     this.hooks.emit({ type: 'started', queuedMs: now - this.enqueuedAt, cachedTokens });
+  }
+
+  /** Settles once the sequence can sample (its grammar's next mask is known). */
+  ready(): Promise<void> | undefined {
+    return this.constraint?.ready();
   }
 
   /** Counts a decode step's time outside the model run towards this sequence's overhead. */
@@ -108,6 +115,7 @@ export class Sequence {
   finish(finishReason: FinishReason, error?: string): void {
     if (this.state === 'done') return;
     this.state = 'done';
+    this.constraint?.release();
     const now = performance.now();
     const prefillMs = this.firstTokenAt !== undefined && this.admittedAt !== undefined ? this.firstTokenAt - this.admittedAt : 0;
     const decodeMs = this.firstTokenAt !== undefined ? now - this.firstTokenAt : 0;

@@ -46,6 +46,29 @@ export interface GenerationRequest {
   topLogprobs?: number;
   /** Token ids that end generation in addition to the model's eos ids. */
   extraStopTokenIds?: readonly number[];
+  /** What the output may be: a grammar, forced or banned tokens (see ConstraintSpec). */
+  constraint?: ConstraintSpec;
+}
+
+/** A grammar xgrammar compiles: JSON text of a JSON schema, or any JSON object. */
+export type GrammarSpec = { type: 'json_schema'; schema: string } | { type: 'json_object' };
+
+/** A grammar and the token ids that end it (after its text is complete, only these are allowed). */
+export interface GrammarPhase {
+  grammar: GrammarSpec;
+  endIds: readonly number[];
+}
+
+/**
+ * Constrained decoding, in order: the `prefix` tokens are forced, then `grammar` (if any) holds
+ * until one of its end ids; after that (or from the start) the output is free text in which
+ * `trigger.id` opens `trigger` (e.g. a strict tool call). `banned` ids are never sampled.
+ */
+export interface ConstraintSpec {
+  prefix?: readonly number[];
+  grammar?: GrammarPhase;
+  trigger?: GrammarPhase & { id: number };
+  banned?: readonly number[];
 }
 
 export interface TokenLogprob {

@@ -5,13 +5,15 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { collectGarbage } from './gc.ts';
+import { Grammars } from './grammar/grammar-compiler.ts';
+import { TokenConstraint } from './grammar/token-constraint.ts';
 import { KvMemory } from './kv/kv-memory.ts';
 import { resolveLimits, type ResolvedLimits } from './limits.ts';
 import { loadDecoder, type LoadedDecoder } from './model-session.ts';
 import { Scheduler } from './scheduler.ts';
 import { Sequence } from './sequence.ts';
 import { calibrateStepCost } from './step-cost.ts';
-import type { EngineOptions, GenerationEvent, StepRecord } from './types.ts';
+import type { EngineOptions, GenerationEvent, GenerationRequest, StepRecord } from './types.ts';
 import type { FromWorker, ToWorker, WorkerStats } from './worker-protocol.ts';
 
 const port = parentPort;
@@ -22,6 +24,7 @@ let decoder: LoadedDecoder;
 let limits: ResolvedLimits;
 let memory: KvMemory;
 let scheduler: Scheduler;
+let grammars: Grammars;
 try {
   const opts = workerData as EngineOptions;
   decoder = await loadDecoder(opts);
@@ -32,6 +35,7 @@ try {
   // Loading decoded the model's graph into this heap; that garbage would otherwise sit there idle.
   collectGarbage();
   scheduler = new Scheduler(decoder.runner, memory, { ...limits, stepCost }, (step) => postStep(step));
+  grammars = new Grammars(opts.modelDir, decoder.info.vocabSize, decoder.info.eosTokenIds);
   const { growthChunk: _g, prefixCacheIdleMs: _i, ...engineLimits } = limits;
   post({ type: 'ready', info: decoder.info, session: decoder.description, limits: { ...engineLimits, stepCost } });
 } catch (err) {
@@ -84,20 +88,31 @@ function expireWhenIdle(): void {
   idleTimer.unref();
 }
 
+/** Creates the request's sequence (compiling its grammar first) and puts it in line. */
+async function admitRequest(id: number, request: GenerationRequest, abortFlag: SharedArrayBuffer): Promise<void> {
+  const flag = new Int32Array(abortFlag);
+  const hooks = { aborted: () => Atomics.load(flag, 0) !== 0, emit: (event: GenerationEvent) => post({ type: 'event', id, event }) };
+  let seq: Sequence;
+  try {
+    const constraint = request.constraint ? await TokenConstraint.create(request.constraint, grammars) : undefined;
+    seq = new Sequence(id, request, { vocabSize: decoder.info.vocabSize, eosTokenIds: decoder.info.eosTokenIds, contextLength: limits.contextLength }, hooks, constraint);
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    post({ type: 'event', id, event: { type: 'done', finishReason: 'error', promptTokens: request.promptIds.length, completionTokens: 0, cachedTokens: 0, timings: { prefillMs: 0, decodeMs: 0, overheadMsPerToken: 0 }, error } });
+    return;
+  }
+  scheduler.enqueue(seq);
+  pump();
+}
+
 port.on('message', (msg: ToWorker) => {
   if (msg.type === 'generate') {
-    const flag = new Int32Array(msg.abortFlag);
-    const hooks = { aborted: () => Atomics.load(flag, 0) !== 0, emit: (event: GenerationEvent) => post({ type: 'event', id: msg.id, event }) };
-    let seq: Sequence;
-    try {
-      seq = new Sequence(msg.id, msg.request, { vocabSize: decoder.info.vocabSize, eosTokenIds: decoder.info.eosTokenIds, contextLength: limits.contextLength }, hooks);
-    } catch (err) {
-      const error = err instanceof Error ? err.message : String(err);
-      post({ type: 'event', id: msg.id, event: { type: 'done', finishReason: 'error', promptTokens: msg.request.promptIds.length, completionTokens: 0, cachedTokens: 0, timings: { prefillMs: 0, decodeMs: 0, overheadMsPerToken: 0 }, error } });
-      return;
-    }
-    scheduler.enqueue(seq);
-    pump();
+    void admitRequest(msg.id, msg.request, msg.abortFlag);
+  } else if (msg.type === 'checkGrammar') {
+    grammars.compile(msg.grammar).then(
+      () => post({ type: 'grammarChecked', id: msg.id }),
+      (err: unknown) => post({ type: 'grammarChecked', id: msg.id, error: err instanceof Error ? err.message : String(err) }),
+    );
   } else if (msg.type === 'shutdown') {
     // The main thread has raised every abort flag: the running step ends, then every sequence does.
     stopping = true;

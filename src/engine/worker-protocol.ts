@@ -1,6 +1,6 @@
 /** Messages between the engine facade (main thread) and the worker that owns the session. */
 import type { SessionDescription } from './model-session.ts';
-import type { EngineLimits, EngineStats, GenerationEvent, GenerationRequest, ModelInfo, StepRecord } from './types.ts';
+import type { EngineLimits, EngineStats, GenerationEvent, GenerationRequest, GrammarSpec, ModelInfo, StepRecord } from './types.ts';
 
 export type ToWorker =
   | {
@@ -10,6 +10,8 @@ export type ToWorker =
       /** Int32Array(1) over shared memory: the main thread stores 1 to abort. */
       abortFlag: SharedArrayBuffer;
     }
+  /** Compiles a grammar (kept in the worker's cache) and answers whether it can be used. */
+  | { type: 'checkGrammar'; id: number; grammar: GrammarSpec }
   | { type: 'shutdown' };
 
 /** What the worker's scheduler holds, sent after every step. */
@@ -19,4 +21,5 @@ export type FromWorker =
   | { type: 'ready'; info: ModelInfo; session: SessionDescription; limits: EngineLimits }
   | { type: 'fatal'; error: string }
   | { type: 'event'; id: number; event: GenerationEvent }
+  | { type: 'grammarChecked'; id: number; error?: string }
   | { type: 'step'; step: StepRecord; stats: WorkerStats };

@@ -15,6 +15,7 @@ export interface TemplateMessage {
   role: string;
   content: string;
   tools?: string;
+  tool_calls?: string;
 }
 
 /** One added token of tokenizer.json, as far as splitting needs it. */
@@ -62,6 +63,7 @@ export class ChatMarkerSplitter {
     const skeleton = conversation.map((m) => {
       const out: TemplateMessage = { role: m.role, content: hold(m.content) };
       if (m.tools !== undefined) out.tools = hold(m.tools);
+      if (m.tool_calls !== undefined) out.tool_calls = hold(m.tool_calls);
       return out;
     });
     const pieces = this.pieces(render(skeleton), values);

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
 import { ChatMarkerSplitter, type MarkerToken, type TemplateMessage } from './chat-encoding.ts';
 import { TokenizerWorker } from './tokenizer-worker.ts';
+import { PHI4_TOOL_CALL_TEMPLATE } from './tool-call-template.ts';
 
 export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
 
@@ -15,6 +16,8 @@ export interface ChatMessage {
   content: string;
   /** JSON text of the tool definitions; the Phi-4 template reads it from the system message. */
   tools?: string;
+  /** Assistant turns: JSON text of the calls made, `[{"name": ..., "arguments": {...}}]`. */
+  toolCalls?: string;
 }
 
 export interface EncodeOptions {
@@ -36,6 +39,11 @@ export interface ChatTemplateOptions {
    * Off by default: then only the template's own markers are special, so content cannot forge turns.
    */
   specialTokensInContent?: boolean;
+  /**
+   * A Jinja chat template to use instead of the model's (--chat-template). Unset: the model's own,
+   * or the tool-call extension of Phi-4's when the conversation holds tool calls the model's cannot render.
+   */
+  chatTemplate?: string;
 }
 
 export interface RenderedChat {
@@ -132,7 +140,7 @@ export class ChatTokenizer {
   /** applyChatTemplate(), in the worker thread when the conversation is long. */
   async applyChatTemplateAsync(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): Promise<RenderedChat> {
     let chars = opts.tools ? JSON.stringify(opts.tools).length : 0;
-    for (const m of messages) chars += m.content.length + (m.tools?.length ?? 0);
+    for (const m of messages) chars += m.content.length + (m.tools?.length ?? 0) + (m.toolCalls?.length ?? 0);
     return chars < OFFLOAD_MIN_CHARS ? this.applyChatTemplate(messages, opts) : this.offload.applyChatTemplate(messages, opts);
   }
 
@@ -140,6 +148,12 @@ export class ChatTokenizer {
    * Renders the conversation with the model's own chat template and tokenizes it. Special-token
    * text inside message content stays ordinary text unless `specialTokensInContent` is set.
    */
+  /** Whether the model's own template renders assistant tool calls. */
+  private rendersToolCalls(): boolean {
+    const own: unknown = (this.tok as { chat_template?: unknown }).chat_template;
+    return typeof own === 'string' && own.includes('tool_calls');
+  }
+
   applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): RenderedChat {
     const conversation = messages.map(toTemplateMessage);
     if (opts.tools && opts.tools.length > 0) {
@@ -148,8 +162,13 @@ export class ChatTokenizer {
       if (sys) sys.tools = tools;
       else conversation.unshift({ role: 'system', content: '', tools });
     }
+    const template = opts.chatTemplate ?? (conversation.some((m) => m.tool_calls !== undefined) && !this.rendersToolCalls() ? PHI4_TOOL_CALL_TEMPLATE : undefined);
     const render = (conv: TemplateMessage[]): string =>
-      this.tok.apply_chat_template(conv, { tokenize: false, add_generation_prompt: opts.addGenerationPrompt ?? false });
+      this.tok.apply_chat_template(conv, {
+        tokenize: false,
+        add_generation_prompt: opts.addGenerationPrompt ?? false,
+        ...(template !== undefined ? { chat_template: template } : {}),
+      });
     const text = render(conversation);
     if (opts.specialTokensInContent) {
       // Same as apply_chat_template's own tokenize step (no extra special tokens).
@@ -167,6 +186,7 @@ export class ChatTokenizer {
 function toTemplateMessage(m: ChatMessage): TemplateMessage {
   const out: TemplateMessage = { role: m.role, content: m.content };
   if (typeof m.tools === 'string') out.tools = m.tools;
+  if (typeof m.toolCalls === 'string') out.tool_calls = m.toolCalls;
   return out;
 }
 

@@ -171,7 +171,7 @@ describe('errors', () => {
     await expectError(await chat({ messages: [{ role: 'user', content: [{ type: 'text' }] }] }), 400, 'messages[0].content[0].text');
     await expectError(await chat({ messages: [{ role: 'user' }] }), 400, 'messages[0].content');
     await expectError(await chat({ n: 2 }), 400, 'n', 'unsupported_value');
-    await expectError(await chat({ response_format: { type: 'json_object' } }), 400, 'response_format');
+    await expectError(await chat({ response_format: { type: 'yaml' } }), 400, 'response_format.type');
     await expectError(await chat({ top_logprobs: 2 }), 400, 'top_logprobs');
     await expectError(await chat({ logprobs: true, top_logprobs: 21 }), 400, 'top_logprobs');
     await expectError(await chat({ stop: ['a', 'b', 'c', 'd', 'e'] }), 400, 'stop');

@@ -50,10 +50,12 @@ export class Sampler {
     private readonly vocabSize: number,
     params: SamplingParams,
     promptIds: readonly number[],
+    /** Applied after penalties and bias (e.g. a grammar's mask). */
+    extraProcessors: readonly LogitsProcessor[] = [],
   ) {
     if (!(Number.isInteger(vocabSize) && vocabSize > 0)) throw new RangeError(`vocabSize must be a positive integer, got ${vocabSize}`);
     checkSelectionParams(params);
-    this.processors = createLogitsProcessors(vocabSize, params, promptIds);
+    this.processors = [...createLogitsProcessors(vocabSize, params, promptIds), ...extraProcessors];
     this.seed = params.seed ?? randomSeed();
     this.depth = Math.min(Math.log(vocabSize / NEGLIGIBLE_MASS), -EXP_MIN_ARG);
 

@@ -2,17 +2,23 @@
  * /v1/chat/completions logic: messages -> the model's own chat template -> generation ->
  * response or stream chunks. Knows nothing about HTTP.
  */
-import type { ChatMessage } from '../../tokenizer/tokenizer.ts';
+import { randomBytes } from 'node:crypto';
+import { pythonJsonDumps, type ChatMessage } from '../../tokenizer/tokenizer.ts';
 import { invalidRequest } from '../errors.ts';
 import type {
   ChatCompletionChunk,
   ChatCompletionChunkChoice,
+  ChatFinishReason,
   ChatCompletionRequest,
   ChatCompletionResponse,
   ChatMessageParam,
   ChatTokenLogprob,
+  ToolCall,
+  ToolCallDelta,
 } from '../protocol/chat.ts';
-import type { Usage, WireFinishReason } from '../protocol/common.ts';
+import type { Usage } from '../protocol/common.ts';
+import { planOutput, type ToolTokens } from '../structured/output-plan.ts';
+import { ToolCallParser, type ToolParseEvent } from '../tools/tool-call-parser.ts';
 import type { ErrorResponse } from '../protocol/errors.ts';
 import type { RequestTrace } from '../trace.ts';
 import type { RequestAbort } from './abort.ts';
@@ -58,8 +64,31 @@ export function toTemplateMessages(messages: readonly ChatMessageParam[]): ChatM
     else throw invalidRequest(`Missing content in message ${i} (role '${m.role}').`, `messages[${i}].content`);
     // Phi-4's template has no developer role; OpenAI treats developer messages as system messages.
     const role = m.role === 'developer' ? 'system' : m.role;
-    return { role, content };
+    const toolCalls = m.role === 'assistant' && m.tool_calls?.length ? renderToolCalls(m.tool_calls, i) : undefined;
+    return toolCalls !== undefined ? { role, content, toolCalls } : { role, content };
   });
+}
+
+/** An assistant turn's calls as the model writes them: `[{"name": ..., "arguments": {...}}]`. */
+function renderToolCalls(calls: readonly ToolCall[], message: number): string {
+  return pythonJsonDumps(
+    calls.map((c, j) => {
+      let args: unknown;
+      try {
+        args = JSON.parse(c.function.arguments);
+      } catch {
+        throw invalidRequest('Tool call arguments must be JSON text.', `messages[${message}].tool_calls[${j}].function.arguments`);
+      }
+      return { name: c.function.name, arguments: args };
+    }),
+  );
+}
+
+/** The model's tool-call marker tokens, when it has them. */
+function toolTokens(ctx: ServingContext): ToolTokens | undefined {
+  const open = ctx.tokenizer.tokenToId('<|tool_call|>');
+  const close = ctx.tokenizer.tokenToId('<|/tool_call|>');
+  return open !== undefined && close !== undefined ? { open, close } : undefined;
 }
 
 interface PreparedChat {
@@ -67,19 +96,15 @@ interface PreparedChat {
   stream: boolean;
   includeUsage: boolean;
   wantLogprobs: boolean;
+  parseToolCalls: boolean;
 }
 
 /** Every check that can fail before the request takes a place in the queue. */
 async function prepare(ctx: ServingContext, body: ChatCompletionRequest): Promise<PreparedChat> {
   resolveModel(ctx, body.model);
   checkCommon(body);
-  if (body.response_format && body.response_format.type !== 'text') {
-    throw invalidRequest(
-      `response_format '${body.response_format.type}' is not supported yet; only 'text' is.`,
-      'response_format',
-      'unsupported_value',
-    );
-  }
+  const tokens = toolTokens(ctx);
+  const output = planOutput(body, tokens, ctx.engine.info.eosTokenIds);
   const wantLogprobs = body.logprobs === true;
   if (body.top_logprobs !== undefined && body.top_logprobs !== null && !wantLogprobs) {
     throw invalidRequest("'top_logprobs' requires 'logprobs' to be true.", 'top_logprobs', 'invalid_value');
@@ -91,7 +116,13 @@ async function prepare(ctx: ServingContext, body: ChatCompletionRequest): Promis
   const { ids } = await ctx.tokenizer.applyChatTemplateAsync(toTemplateMessages(body.messages), {
     addGenerationPrompt: true,
     specialTokensInContent: ctx.config.allowSpecialTokensInContent,
+    ...(output.promptTools ? { tools: output.promptTools } : {}),
+    ...(ctx.config.chatTemplate !== undefined ? { chatTemplate: ctx.config.chatTemplate } : {}),
   });
+  for (const { grammar, param } of output.grammars) {
+    const error = await ctx.engine.checkGrammar(grammar);
+    if (error !== undefined) throw invalidRequest(`This schema cannot be used for generation: ${error}.`, param);
+  }
   const maxTokens = maxTokensFor(ctx, ids.length, body.max_completion_tokens ?? body.max_tokens, 'messages');
   return {
     plan: {
@@ -100,11 +131,14 @@ async function prepare(ctx: ServingContext, body: ChatCompletionRequest): Promis
       sampling,
       ...(wantLogprobs ? { topLogprobs: body.top_logprobs ?? 0 } : {}),
       stops,
-      stopTokenIds: stopIds,
+      stopTokenIds: [...stopIds, ...output.extraStopIds],
+      ...(output.constraint ? { constraint: output.constraint } : {}),
+      ...(output.parseToolCalls && tokens ? { markers: new Map([[tokens.open, '<|tool_call|>'], [tokens.close, '<|/tool_call|>']]) } : {}),
     },
     stream: body.stream === true,
     includeUsage: body.stream_options?.include_usage === true,
     wantLogprobs,
+    parseToolCalls: output.parseToolCalls,
   };
 }
 
@@ -127,18 +161,21 @@ async function collect(
   meta: ResponseMeta,
 ): Promise<ChatCompletionResponse> {
   const pieces = tokenPieces(ctx);
+  const output = new ChatOutput(p.parseToolCalls);
   let content = '';
   const logprobs: ChatTokenLogprob[] = [];
-  let finishReason: WireFinishReason = 'length';
+  let finishReason: ChatFinishReason = 'length';
   let usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
   for await (const ev of generate(ctx, p.plan, abort, trace)) {
     if (p.wantLogprobs) logprobs.push(...chatLogprobs(pieces, ev.tokens));
-    if (ev.type === 'delta') content += ev.text;
+    if (ev.type === 'delta') content += output.push(ev.text).content;
     else {
-      finishReason = ev.finishReason;
+      content += output.finish().content;
+      finishReason = output.finishReason(ev.finishReason);
       usage = usageOf(ev.promptTokens, ev.completionTokens, ev.cachedTokens);
     }
   }
+  const toolCalls = output.toolCalls();
   return {
     id: meta.id,
     object: 'chat.completion',
@@ -148,7 +185,10 @@ async function collect(
     choices: [
       {
         index: 0,
-        message: { role: 'assistant', content, refusal: null },
+        message:
+          toolCalls.length > 0
+            ? { role: 'assistant', content: content.length > 0 ? content : null, refusal: null, tool_calls: toolCalls }
+            : { role: 'assistant', content, refusal: null },
         logprobs: p.wantLogprobs ? { content: logprobs, refusal: null } : null,
         finish_reason: finishReason,
       },
@@ -176,6 +216,7 @@ async function* streamChunks(
     // OpenAI sends usage: null on every chunk but the last when include_usage is on.
     ...(p.includeUsage ? { usage: usage ?? null } : {}),
   });
+  const output = new ChatOutput(p.parseToolCalls);
   let started = false;
   try {
     for await (const ev of generate(ctx, p.plan, abort, trace)) {
@@ -183,13 +224,17 @@ async function* streamChunks(
         started = true;
         yield chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
       }
-      const lp = p.wantLogprobs && ev.tokens.length > 0 ? { content: chatLogprobs(pieces, ev.tokens), refusal: null } : null;
+      let lp = p.wantLogprobs && ev.tokens.length > 0 ? { content: chatLogprobs(pieces, ev.tokens), refusal: null } : null;
+      const deltas = ev.type === 'delta' ? output.push(ev.text).deltas : output.finish().deltas;
+      // Held-back text yields no deltas; only send what a client can see (logprobs ride on the first).
+      for (const delta of deltas) {
+        yield chunk([{ index: 0, delta, logprobs: lp, finish_reason: null }]);
+        lp = null;
+      }
       if (ev.type === 'delta') {
-        // Held-back text yields empty deltas; only send what a client can see.
-        if (ev.text.length === 0 && lp === null) continue;
-        yield chunk([{ index: 0, delta: { content: ev.text }, logprobs: lp, finish_reason: null }]);
+        if (lp) yield chunk([{ index: 0, delta: {}, logprobs: lp, finish_reason: null }]);
       } else {
-        yield chunk([{ index: 0, delta: {}, logprobs: lp, finish_reason: ev.finishReason }]);
+        yield chunk([{ index: 0, delta: {}, logprobs: lp, finish_reason: output.finishReason(ev.finishReason) }]);
         if (p.includeUsage) yield chunk([], usageOf(ev.promptTokens, ev.completionTokens, ev.cachedTokens));
       }
     }
@@ -198,5 +243,59 @@ async function* streamChunks(
     if (errorEvent) yield errorEvent;
   } finally {
     cleanup();
+  }
+}
+
+type ChunkDelta = ChatCompletionChunkChoice['delta'];
+
+/**
+ * The assistant's output as OpenAI shapes it: content text, or (with tools) content and tool calls
+ * parsed from the model's `<|tool_call|>` regions. Streaming and non-streaming answers both come
+ * from these pieces.
+ */
+class ChatOutput {
+  private readonly parser: ToolCallParser | undefined;
+  private readonly ids: string[] = [];
+
+  constructor(parseToolCalls: boolean) {
+    this.parser = parseToolCalls ? new ToolCallParser() : undefined;
+  }
+
+  push(text: string): { content: string; deltas: ChunkDelta[] } {
+    if (!this.parser) return { content: text, deltas: text.length > 0 ? [{ content: text }] : [] };
+    return this.shape(this.parser.push(text));
+  }
+
+  finish(): { content: string; deltas: ChunkDelta[] } {
+    return this.parser ? this.shape(this.parser.finish()) : { content: '', deltas: [] };
+  }
+
+  finishReason(reason: 'stop' | 'length'): ChatFinishReason {
+    return reason === 'stop' && this.ids.length > 0 ? 'tool_calls' : reason;
+  }
+
+  toolCalls(): ToolCall[] {
+    return (this.parser?.calls ?? []).map((c, i) => ({ id: this.ids[i], type: 'function', function: { name: c.name, arguments: c.arguments } }));
+  }
+
+  private shape(events: ToolParseEvent[]): { content: string; deltas: ChunkDelta[] } {
+    let content = '';
+    const deltas: ChunkDelta[] = [];
+    for (const e of events) {
+      if (e.type === 'content') {
+        content += e.text;
+        if (e.text.length > 0) deltas.push({ content: e.text });
+        continue;
+      }
+      let call: ToolCallDelta;
+      if (e.type === 'call') {
+        this.ids[e.index] = `call_${randomBytes(12).toString('hex')}`;
+        call = { index: e.index, id: this.ids[e.index], type: 'function', function: { name: e.name, arguments: '' } };
+      } else {
+        call = { index: e.index, function: { arguments: e.text } };
+      }
+      deltas.push({ tool_calls: [call] });
+    }
+    return { content, deltas };
   }
 }

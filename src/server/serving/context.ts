@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { ServerConfig } from '../../config.ts';
 import type { SessionDescription } from '../../engine/model-session.ts';
-import type { EngineLimits, EngineStats, GenerationEvent, GenerationRequest, ModelInfo, StepRecord } from '../../engine/types.ts';
+import type { EngineLimits, EngineStats, GenerationEvent, GenerationRequest, GrammarSpec, ModelInfo, StepRecord } from '../../engine/types.ts';
 import type { ChatTokenizer } from '../../tokenizer/tokenizer.ts';
 import type { Admission } from '../admission.ts';
 import type { ServingEvents } from '../trace.ts';
@@ -16,6 +16,8 @@ export interface GenerationBackend {
   /** How the engine was sized (running sequences, token budget, KV budget, context). */
   readonly limits: EngineLimits;
   generate(req: GenerationRequest, signal?: AbortSignal): AsyncIterable<GenerationEvent>;
+  /** Compiles a grammar for constrained decoding; resolves with why it cannot be used, or undefined. */
+  checkGrammar(grammar: GrammarSpec): Promise<string | undefined>;
   stats(): EngineStats;
   /** Calls `listener` after every model step; returns a function that stops it. */
   onStep(listener: (step: StepRecord, stats: EngineStats) => void): () => void;
@@ -24,7 +26,7 @@ export interface GenerationBackend {
 
 export type TokenizerLike = Pick<
   ChatTokenizer,
-  'encode' | 'encodeAsync' | 'decode' | 'applyChatTemplate' | 'applyChatTemplateAsync' | 'eosTokenIds' | 'vocabSize'
+  'encode' | 'encodeAsync' | 'decode' | 'applyChatTemplate' | 'applyChatTemplateAsync' | 'eosTokenIds' | 'vocabSize' | 'tokenToId'
 >;
 
 export interface ServingContext {

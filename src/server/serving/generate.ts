@@ -4,7 +4,7 @@
  * engine ended to an OpenAI finish_reason (or an error). Streaming and non-streaming responses
  * are both built from these events, so their texts are identical by construction.
  */
-import type { GenerationEvent, GenerationRequest, SamplingParams, TokenLogprob } from '../../engine/types.ts';
+import type { ConstraintSpec, GenerationEvent, GenerationRequest, SamplingParams, TokenLogprob } from '../../engine/types.ts';
 import { IncrementalDecoder } from '../../tokenizer/incremental-decoder.ts';
 import { ClientGoneError, engineUnavailable, internalError, notReady, queueFull, requestTimeout } from '../errors.ts';
 import type { WireFinishReason } from '../protocol/common.ts';
@@ -22,6 +22,9 @@ export interface GenerationPlan {
   topLogprobs?: number;
   stops: readonly string[];
   stopTokenIds: readonly number[];
+  constraint?: ConstraintSpec;
+  /** Special tokens whose text goes into the output text (tool-call markers, for the tool parser). */
+  markers?: ReadonlyMap<number, string>;
 }
 
 /** A sampled token's logprob info, with where its text lies in the completion text. */
@@ -127,6 +130,7 @@ export async function* generate(
     sampling: plan.sampling,
     ...(plan.topLogprobs !== undefined ? { topLogprobs: plan.topLogprobs } : {}),
     ...(plan.stopTokenIds.length > 0 ? { extraStopTokenIds: plan.stopTokenIds } : {}),
+    ...(plan.constraint ? { constraint: plan.constraint } : {}),
   };
   // Iterated by hand (not for-await) so an early exit can keep draining the engine below.
   let iterator: AsyncIterator<GenerationEvent>;
@@ -162,7 +166,8 @@ export async function* generate(
       trace.completionTokens++;
       ctx.events.emit('token', trace, now);
 
-      const piece = decoder.push(ev.id);
+      const marker = plan.markers?.get(ev.id);
+      const piece = marker !== undefined ? decoder.flush() + marker : decoder.push(ev.id);
       const start = decodedLen;
       decodedLen += piece.length;
       if (wantLogprobs && ev.logprob && !eos.has(ev.id)) {

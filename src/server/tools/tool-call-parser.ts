@@ -1,0 +1,337 @@
+/**
+ * Streaming parser for Phi-4-mini tool calls.
+ *
+ * The model answers a tool call as `<|tool_call|>[{"name": ..., "arguments": {...}}]<|/tool_call|>`
+ * (or, untagged, `functools[...]`). The parser turns output text arriving in arbitrary chunks into
+ * content and tool-call events, so the server can stream OpenAI `delta.tool_calls` without ever
+ * leaking the special tokens. Non-streaming responses are built from the same events.
+ *
+ * Region text is scanned one character at a time by a small JSON scanner (strings, escapes,
+ * nesting depth); text that could still be the start of a marker is held back until it is decided,
+ * so any chunking of the same output yields the same content and calls.
+ */
+
+export type ToolParseEvent =
+  | { type: 'content'; text: string }
+  | { type: 'call'; index: number; name: string }
+  | { type: 'arguments'; index: number; text: string };
+
+export interface ParsedToolCall {
+  name: string;
+  arguments: string;
+}
+
+export interface ToolCallParserOptions {
+  /** The output starts inside a call: the server forced `<|tool_call|>` as the first token. */
+  startInCall?: boolean;
+}
+
+const OPEN = '<|tool_call|>';
+const CLOSE = '<|/tool_call|>';
+const FUNC = 'functools';
+// The marker is `functools` plus whitespace; the `[` stays in the region so it opens the array.
+const FUNC_OPEN = /functools\s*(?=\[)/;
+const FUNC_HELD = /functools\s*$/;
+const WS = /\s/;
+
+/** Scanner state of one JSON value (or key) being read. */
+interface Token {
+  raw: string;
+  /** A bare number/true/false/null: it ends at the first character that is not part of it. */
+  primitive: boolean;
+  depth: number;
+  inStr: boolean;
+  esc: boolean;
+}
+
+/** One call object `{...}` being read. */
+interface CallObject {
+  phase: 'key' | 'colon' | 'value';
+  tok?: Token;
+  key: string;
+  role?: 'name' | 'rawArgs' | 'stringArgs';
+  /** -1 until the name is known and the call event emitted. */
+  index: number;
+  /** Arguments text that arrived before the name. */
+  pendingArgs: string;
+  argsSeen: boolean;
+}
+
+interface Region {
+  functools: boolean;
+  /** Region text so far, kept until a call is emitted so a malformed region can become content; null after. */
+  raw: string | null;
+  started: boolean;
+  arrayOpen: boolean;
+  obj?: CallObject;
+}
+
+function newRegion(marker: string, functools: boolean): Region {
+  return { functools, raw: marker, started: false, arrayOpen: false };
+}
+
+function newObject(): CallObject {
+  return { phase: 'key', key: '', index: -1, pendingArgs: '', argsSeen: false };
+}
+
+function newToken(ch: string): Token {
+  const t: Token = { raw: '', primitive: !'"{['.includes(ch), depth: 0, inStr: false, esc: false };
+  scan(t, ch);
+  return t;
+}
+
+/** Advances a token by one char: 'done' when ch completes it, 'end' when ch lies past a bare primitive. */
+function scan(t: Token, ch: string): 'more' | 'done' | 'end' {
+  if (t.primitive) {
+    if (/[\s,}\]]/.test(ch)) return 'end';
+  } else if (t.inStr) {
+    if (t.esc) t.esc = false;
+    else if (ch === '\\') t.esc = true;
+    else if (ch === '"') t.inStr = false;
+  } else if (ch === '"') t.inStr = true;
+  else if (ch === '{' || ch === '[') t.depth++;
+  else if (ch === '}' || ch === ']') t.depth--;
+  t.raw += ch;
+  return !t.primitive && !t.inStr && t.depth === 0 ? 'done' : 'more';
+}
+
+/** Decodes a complete JSON string literal; undefined if it is not one. */
+function decode(raw: string): string | undefined {
+  try {
+    const v: unknown = JSON.parse(raw);
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The earliest opening marker in content text. */
+function findOpen(text: string): { at: number; marker: string; functools: boolean } | undefined {
+  const tag = text.indexOf(OPEN);
+  const fn = FUNC_OPEN.exec(text);
+  if (fn && (tag < 0 || fn.index < tag)) return { at: fn.index, marker: fn[0], functools: true };
+  return tag < 0 ? undefined : { at: tag, marker: OPEN, functools: false };
+}
+
+/** Where the suffix of content text that could still grow into an opening marker starts. */
+function heldFrom(text: string): number {
+  const fn = FUNC_HELD.exec(text);
+  if (fn) return fn.index;
+  for (let k = Math.max(0, text.length - OPEN.length + 1); k < text.length; k++) {
+    const tail = text.slice(k);
+    if (OPEN.startsWith(tail) || FUNC.startsWith(tail)) return k;
+  }
+  return text.length;
+}
+
+export class ToolCallParser {
+  private buf = '';
+  private region?: Region;
+  private finishing = false;
+  private events: ToolParseEvent[] = [];
+  private readonly parsed: ParsedToolCall[] = [];
+
+  constructor(opts: ToolCallParserOptions = {}) {
+    // The forced marker is not in the text stream, so a malformed region falls back to its text alone.
+    if (opts.startInCall) this.region = newRegion('', false);
+  }
+
+  /** Feeds the next piece of output text; returns the events it completes (text that could still be the start of a marker is held back). */
+  push(text: string): ToolParseEvent[] {
+    this.buf += text;
+    this.drain();
+    return this.take();
+  }
+
+  /** End of the output: flushes held text, closes a call left open (a missing closing tag is tolerated). */
+  finish(): ToolParseEvent[] {
+    this.finishing = true;
+    this.drain();
+    if (this.region) this.closeRegion(this.region, '');
+    return this.take();
+  }
+
+  /** Calls parsed so far, arguments as the concatenation of their fragments. */
+  get calls(): ParsedToolCall[] {
+    return this.parsed.map((c) => ({ ...c }));
+  }
+
+  private take(): ToolParseEvent[] {
+    const events = this.events;
+    this.events = [];
+    return events;
+  }
+
+  private drain(): void {
+    let pos = 0;
+    for (;;) {
+      const region = this.region;
+      const next = region ? this.scanRegion(region, pos) : this.scanContent(pos);
+      // No progress and no mode switch: the rest waits for more text.
+      if (next === pos && region === this.region) break;
+      pos = next;
+    }
+    this.buf = this.buf.slice(pos);
+  }
+
+  private scanContent(pos: number): number {
+    const text = this.buf.slice(pos);
+    const open = findOpen(text);
+    if (open) {
+      this.content(text.slice(0, open.at));
+      this.region = newRegion(open.marker, open.functools);
+      return pos + open.at + open.marker.length;
+    }
+    const keep = this.finishing ? text.length : heldFrom(text);
+    this.content(text.slice(0, keep));
+    return pos + keep;
+  }
+
+  private scanRegion(r: Region, pos: number): number {
+    for (; pos < this.buf.length; pos++) {
+      const ch = this.buf[pos];
+      // A closing tag counts anywhere outside a JSON string; inside one it is argument text.
+      if (ch === '<' && !r.obj?.tok?.inStr) {
+        if (this.buf.startsWith(CLOSE, pos)) {
+          this.closeRegion(r, CLOSE);
+          return pos + CLOSE.length;
+        }
+        if (!this.finishing && CLOSE.startsWith(this.buf.slice(pos))) return pos;
+      }
+      if (!(r.obj ? this.stepObject(r, r.obj, ch) : this.stepTop(r, ch))) {
+        // Not a call after all: the region so far is content, and ch is rescanned as content.
+        this.content(r.raw ?? '');
+        this.region = undefined;
+        return pos;
+      }
+      if (this.region !== r) return pos + 1;
+      if (r.raw !== null) r.raw += ch;
+    }
+    return pos;
+  }
+
+  /** Between call objects. Returns false when the region turns out malformed before any call. */
+  private stepTop(r: Region, ch: string): boolean {
+    if (WS.test(ch) || (ch === ',' && r.started)) return true;
+    if (ch === '{') {
+      r.started = true;
+      r.obj = newObject();
+      return true;
+    }
+    if (ch === '[' && !r.started) {
+      r.started = r.arrayOpen = true;
+      return true;
+    }
+    if (ch === ']' && r.arrayOpen) {
+      r.arrayOpen = false;
+      if (r.functools) this.closeRegion(r, ']');
+      return true;
+    }
+    // Emitted calls cannot be taken back, so stray text after one is dropped.
+    return r.raw === null;
+  }
+
+  private stepObject(r: Region, o: CallObject, ch: string): boolean {
+    if (o.tok) return this.stepToken(r, o, o.tok, ch);
+    if (WS.test(ch)) return true;
+    if (o.phase === 'key') {
+      if (ch === ',') return true;
+      if (ch === '"') {
+        o.tok = newToken(ch);
+        return true;
+      }
+      if (ch === '}') {
+        this.endCall(o);
+        r.obj = undefined;
+        return true;
+      }
+    } else if (o.phase === 'colon') {
+      if (ch === ':') {
+        o.phase = 'value';
+        return true;
+      }
+    } else if (!',:}]'.includes(ch)) {
+      this.startValue(o, ch);
+      return true;
+    }
+    if (r.raw !== null) return false;
+    // After a call was emitted, give up on this object and resync between objects.
+    this.endCall(o);
+    r.obj = undefined;
+    return this.stepTop(r, ch);
+  }
+
+  private stepToken(r: Region, o: CallObject, t: Token, ch: string): boolean {
+    const res = scan(t, ch);
+    if (res === 'end') {
+      this.endValue(r, o, t);
+      return this.stepObject(r, o, ch);
+    }
+    if (o.phase === 'value' && o.role === 'rawArgs') this.emitArgs(o, ch);
+    if (res === 'done' && o.phase === 'key') {
+      o.key = decode(t.raw) ?? '';
+      o.phase = 'colon';
+      o.tok = undefined;
+    } else if (res === 'done') this.endValue(r, o, t);
+    return true;
+  }
+
+  private startValue(o: CallObject, ch: string): void {
+    // Only the first arguments/parameters value counts, so the arguments text stays one JSON value.
+    const args = (o.key === 'arguments' || o.key === 'parameters') && !o.argsSeen;
+    o.argsSeen ||= args;
+    o.role = o.key === 'name' ? 'name' : args ? (ch === '"' ? 'stringArgs' : 'rawArgs') : undefined;
+    o.tok = newToken(ch);
+    if (o.role === 'rawArgs') this.emitArgs(o, ch);
+  }
+
+  private endValue(r: Region, o: CallObject, t: Token): void {
+    o.tok = undefined;
+    o.phase = 'key';
+    if (o.role === 'name' && o.index < 0) {
+      const name = decode(t.raw);
+      if (name !== undefined) this.openCall(r, o, name);
+    } else if (o.role === 'stringArgs') {
+      this.emitArgs(o, decode(t.raw) ?? t.raw);
+    }
+  }
+
+  private openCall(r: Region, o: CallObject, name: string): void {
+    o.index = this.parsed.length;
+    this.parsed.push({ name, arguments: '' });
+    r.raw = null;
+    this.events.push({ type: 'call', index: o.index, name });
+    this.emitArgs(o, o.pendingArgs);
+  }
+
+  private emitArgs(o: CallObject, text: string): void {
+    if (!text) return;
+    if (o.index < 0) {
+      o.pendingArgs += text;
+      return;
+    }
+    this.parsed[o.index].arguments += text;
+    const last = this.events.at(-1);
+    if (last?.type === 'arguments' && last.index === o.index) last.text += text;
+    else this.events.push({ type: 'arguments', index: o.index, text });
+  }
+
+  /** A call object ended (or was cut off): a call without arguments gets `{}`. */
+  private endCall(o: CallObject): void {
+    if (o.index >= 0 && this.parsed[o.index].arguments === '') this.emitArgs(o, '{}');
+  }
+
+  private closeRegion(r: Region, tail: string): void {
+    if (r.obj) this.endCall(r.obj);
+    // A region that produced no call is plain text, markers included.
+    if (r.raw !== null) this.content(r.raw + tail);
+    this.region = undefined;
+  }
+
+  private content(text: string): void {
+    if (!text) return;
+    const last = this.events.at(-1);
+    if (last?.type === 'content') last.text += text;
+    else this.events.push({ type: 'content', text });
+  }
+}
