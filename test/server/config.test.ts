@@ -181,6 +181,14 @@ describe('config: operations flags', () => {
     );
   });
 
+  it('--chat-template: reads the file; an unreadable one is a startup error', () => {
+    const dir = keyDir();
+    writeFileSync(path.join(dir, 'tpl.jinja'), '{{ messages[0].content }}');
+    assert.equal(config(['--chat-template', 'tpl.jinja'], {}, dir).chatTemplate, '{{ messages[0].content }}');
+    assert.equal(config([], {}, dir).chatTemplate, undefined);
+    assert.throws(() => parseConfig(['--chat-template', 'missing.jinja'], {}, dir), /--chat-template: cannot read/);
+  });
+
   it('rejects bad booleans and inconsistent timeouts', () => {
     assert.throws(() => parseConfig([], { METRICS_PUBLIC: 'maybe' }), /--metrics-public/);
     assert.throws(() => parseConfig(['--headers-timeout', '60', '--read-timeout', '30'], {}), /--headers-timeout/);

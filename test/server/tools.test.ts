@@ -140,6 +140,20 @@ describe('tool calls', () => {
   });
 });
 
+describe('--chat-template', () => {
+  it('replaces the model template for every chat request', async () => {
+    const custom = await startServer(model, { chatTemplate: "{% for m in messages %}{{ 'ROLE ' + m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}<|assistant|>" });
+    try {
+      const ask = async (url: string) => (await new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x' }).chat.completions.create({ model: MODEL_NAME, messages, max_tokens: 1 })).usage!.prompt_tokens;
+      const expected = server.ctx.tokenizer.encode(`ROLE user: ${messages[0].content}\n`, { addSpecialTokens: false }).length + 1;
+      assert.equal(await ask(custom.url), expected);
+      assert.notEqual(await ask(server.url), expected);
+    } finally {
+      await custom.close();
+    }
+  });
+});
+
 describe('structured outputs', () => {
   it('json_schema: content parses and validates, streaming and not', async () => {
     const format = { type: 'json_schema' as const, json_schema: { name: 'weather', schema: WEATHER, strict: true } };
