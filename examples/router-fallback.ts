@@ -9,8 +9,12 @@
  *   prompt to more providers.
  * - `privacy: "high"` restricts the chain to providers marked `local`; the others are never contacted.
  * - Non-streaming only: a stream that fails halfway cannot be replayed transparently elsewhere.
+ * - The request goes to each provider as it is (only `model` changes), so an agent turn with
+ *   `tools` / `tool_choice` / `response_format` falls back like any other, and the answering
+ *   provider's `tool_calls` come back in `response`.
  *
- * Run the demo:  npx tsx examples/router-fallback.ts [--private] "your prompt"
+ * Run the demo:  npx tsx examples/router-fallback.ts [--private] [--tools] "your prompt"
+ * (`--tools` offers a get_weather tool with tool_choice "required" and prints the call)
  * (env: OPENAI_API_KEY for the hosted primary, LOCAL_BASE_URL / LOCAL_MODEL / LOCAL_API_KEY for this
  * server, BACKUP_BASE_URL / BACKUP_API_KEY / BACKUP_MODEL for a second hosted API).
  */
@@ -18,7 +22,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
+import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming, ChatCompletionTool } from 'openai/resources/chat/completions';
 
 export interface Provider {
   name: string;
@@ -243,9 +247,27 @@ export function demoProviders(env: Readonly<Record<string, string | undefined>>)
   return providers;
 }
 
+/** The `--tools` demo's tool. */
+export const weatherTool: ChatCompletionTool = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'Current weather for a city',
+    parameters: {
+      type: 'object',
+      properties: { city: { type: 'string', description: 'City name, e.g. Paris' }, unit: { enum: ['celsius', 'fahrenheit'] } },
+      required: ['city', 'unit'],
+      additionalProperties: false,
+    },
+  },
+};
+
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
   const privacy: Privacy = argv.includes('--private') ? 'high' : 'normal';
-  const prompt = argv.filter((a) => a !== '--private').join(' ') || 'In one sentence: why run a model locally?';
+  const withTools = argv.includes('--tools');
+  const prompt =
+    argv.filter((a) => a !== '--private' && a !== '--tools').join(' ') ||
+    (withTools ? 'What is the weather in Paris?' : 'In one sentence: why run a model locally?');
   const router = new FallbackRouter({
     providers: demoProviders(process.env),
     timeoutMs: 60_000,
@@ -254,8 +276,19 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   });
   console.error(`privacy ${privacy}; chain: ${router.eligible(privacy).map((p) => p.name).join(' → ')}`);
   try {
-    const result = await router.chat({ messages: [{ role: 'user', content: prompt }], max_tokens: 128 }, { privacy });
-    console.log(result.response.choices[0]?.message.content ?? '');
+    const request: ChatRequest = {
+      messages: [{ role: 'user', content: prompt }],
+      max_tokens: 128,
+      // An agent turn: whichever provider answers must call the tool, once.
+      ...(withTools && { tools: [weatherTool], tool_choice: 'required', parallel_tool_calls: false }),
+    };
+    const result = await router.chat(request, { privacy });
+    const choice = result.response.choices[0];
+    const cut = choice?.finish_reason === 'length' ? ' [cut off at max_tokens]' : '';
+    for (const call of choice?.message.tool_calls ?? []) {
+      if (call.type === 'function') console.log(`tool call ${call.id}: ${call.function.name}(${call.function.arguments})${cut}`);
+    }
+    if (!choice?.message.tool_calls?.length) console.log(choice?.message.content ?? '');
     console.error(`answered by ${result.provider}; cost ${result.cost.toFixed(6)}; attempts ${result.attempts.length}`);
     return 0;
   } catch (err) {

@@ -8,6 +8,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Ajv } from 'ajv';
+import type { ChatCompletionTool } from 'openai/resources/chat/completions';
 import {
   FallbackRouter,
   RouterError,
@@ -282,5 +284,27 @@ describe('FallbackRouter with this project\'s server (tiny model)', { skip: !hav
     const r = await router.chat(small, { privacy: 'high' });
     assert.equal(r.provider, 'local-phi4');
     assert.equal(remote.count, 0);
+  });
+
+  it('an agent turn with tools: hosted 500 → the real server returns a valid tool call', async () => {
+    // Enums and bounded integers only: the random model never ends a free-text string.
+    const parameters = {
+      type: 'object',
+      properties: { city: { enum: ['Paris', 'Oslo'] }, days: { type: 'integer', minimum: 1, maximum: 7 } },
+      required: ['city', 'days'],
+      additionalProperties: false,
+    };
+    const tools: ChatCompletionTool[] = [{ type: 'function', function: { name: 'get_weather', parameters } }];
+    const hosted = await track(fakeProvider(() => error(500)));
+    const router = new FallbackRouter({ providers: [provider('hosted', hosted.baseURL, false), local()] });
+    const r = await router.chat({ ...request, tools, tool_choice: 'required', parallel_tool_calls: false, max_tokens: 80, seed: 1 });
+    assert.equal(r.provider, 'local-phi4');
+    assert.deepEqual(outcomes(r), ['hosted:server-error', 'local-phi4:ok']);
+    const choice = r.response.choices[0];
+    assert.equal(choice.finish_reason, 'tool_calls');
+    assert.equal(choice.message.tool_calls?.length, 1);
+    const call = choice.message.tool_calls[0];
+    assert.ok(call.type === 'function' && call.function.name === 'get_weather', JSON.stringify(call));
+    assert.ok(new Ajv().compile(parameters)(JSON.parse(call.function.arguments)), call.function.arguments);
   });
 });
