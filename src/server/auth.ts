@@ -1,5 +1,5 @@
 /**
- * Bearer-key check, deny by default: every route needs a key except those marked
+ * API-key check (Bearer or x-api-key), deny by default: every route needs a key except those marked
  * `config: { public: true }` (/health, /ready; /metrics with --metrics-public), and so do unknown
  * paths. Keys are compared as SHA-256 digests with timingSafeEqual, so neither the content nor the
  * length of a key leaks through timing.
@@ -15,6 +15,12 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   if (typeof header !== 'string') return undefined;
   const m = /^Bearer\s+(.+)$/i.exec(header.trim());
   return m ? m[1].trim() : undefined;
+}
+
+/** The key a client sent: `Authorization: Bearer` (OpenAI) or `x-api-key` (Anthropic). */
+export function apiKeyOf(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-api-key'];
+  return bearerToken(request) ?? (typeof header === 'string' && header.trim() ? header.trim() : undefined);
 }
 
 export function keyMatcher(keys: readonly string[]): (candidate: string | undefined) => boolean {
@@ -47,6 +53,6 @@ export function registerApiKeyAuth(app: FastifyInstance, keys: readonly string[]
   const matches = keyMatcher(keys);
   app.addHook('onRequest', async (request) => {
     if (isPublicRoute(request)) return;
-    if (!matches(bearerToken(request))) throw invalidApiKey();
+    if (!matches(apiKeyOf(request))) throw invalidApiKey();
   });
 }

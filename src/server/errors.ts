@@ -243,7 +243,27 @@ export function toApiError(err: FastifyError | Error): ApiError {
 
 export function sendApiError(reply: FastifyReply, err: ApiError): FastifyReply {
   for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
-  return reply.code(err.status).type('application/json; charset=utf-8').send(err.toJSON());
+  const anthropic = reply.request.routeOptions?.config?.errorFormat === 'anthropic';
+  return reply.code(err.status).type('application/json; charset=utf-8').send(anthropic ? anthropicError(err) : err.toJSON());
+}
+
+/** Anthropic's error types by HTTP status (its API reference, "Errors"). */
+const ANTHROPIC_TYPES: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  408: 'timeout_error',
+  413: 'request_too_large',
+  429: 'rate_limit_error',
+  503: 'overloaded_error',
+};
+
+/** The same failure in Anthropic's envelope `{"type":"error","error":{"type","message"}}`. */
+export function anthropicError(err: ApiError): { type: 'error'; error: { type: string; message: string } } {
+  const type = ANTHROPIC_TYPES[err.status] ?? (err.status >= 500 ? 'api_error' : 'invalid_request_error');
+  const message = err.param ? `${err.message} (${err.param})` : err.message;
+  return { type: 'error', error: { type, message } };
 }
 
 /** Logs a failure and answers it in the envelope (for routes and for the router's own errors). */

@@ -23,6 +23,8 @@ declare module 'fastify' {
      * configured (see auth.ts).
      */
     public?: boolean;
+    /** The error envelope of the route's API: OpenAI's (default) or Anthropic's. */
+    errorFormat?: 'openai' | 'anthropic';
   }
 }
 

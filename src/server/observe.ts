@@ -54,6 +54,8 @@ export function isApiRoute(request: FastifyRequest): boolean {
 interface ContentBody {
   messages?: unknown;
   prompt?: unknown;
+  /** The Responses API's input. */
+  input?: unknown;
 }
 
 export class RequestObserver {
@@ -137,7 +139,7 @@ export class RequestObserver {
     }
     if (this.logContent && trace) {
       const body = (request.body ?? {}) as ContentBody;
-      line.prompt = trace.endpoint === 'chat.completions' ? body.messages : body.prompt;
+      line.prompt = trace.endpoint === 'completions' ? body.prompt : (body.messages ?? body.input);
       const texts = trace.completionText ?? [];
       line.completion = texts.length === 1 ? texts[0] : texts;
     }

@@ -1,5 +1,7 @@
 /**
- * Server-sent events in OpenAI's framing: `data: {json}\n\n` per chunk, then `data: [DONE]\n\n`.
+ * Server-sent events in OpenAI's framing: `data: {json}\n\n` per chunk, then `data: [DONE]\n\n`;
+ * or typed, as Anthropic's Messages and OpenAI's Responses streams are: `event: {type}\ndata: {json}\n\n`
+ * per event (its `type` field names it), and no terminator.
  *
  * The body is a Readable that pulls one chunk at a time from the serving layer, so every chunk
  * is written (and flushed: Node's HTTP sockets run with Nagle off) as soon as it exists, and a
@@ -15,10 +17,20 @@ export function sseEvent(data: unknown): string {
   return `data: ${JSON.stringify(data)}\n\n`;
 }
 
+export function typedSseEvent(data: unknown): string {
+  const type = (data as { type?: unknown }).type;
+  return `event: ${typeof type === 'string' ? type : 'message'}\n${sseEvent(data)}`;
+}
+
+export type SseFraming = 'openai' | 'typed';
+
 class SseBody extends Readable {
   private finished = false;
 
-  constructor(private readonly source: AsyncIterator<unknown>) {
+  constructor(
+    private readonly source: AsyncIterator<unknown>,
+    private readonly framing: SseFraming,
+  ) {
     super({ highWaterMark: 1 });
   }
 
@@ -29,10 +41,10 @@ class SseBody extends Readable {
         if (this.destroyed) return;
         if (r.done) {
           this.finished = true;
-          this.push(SSE_DONE);
+          if (this.framing === 'openai') this.push(SSE_DONE);
           this.push(null);
         } else {
-          this.push(sseEvent(r.value));
+          this.push(this.framing === 'openai' ? sseEvent(r.value) : typedSseEvent(r.value));
         }
       },
       (err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))),
@@ -49,7 +61,7 @@ class SseBody extends Readable {
   }
 }
 
-export function sendSse(reply: FastifyReply, chunks: AsyncIterator<unknown>): FastifyReply {
+export function sendSse(reply: FastifyReply, chunks: AsyncIterator<unknown>, framing: SseFraming = 'openai'): FastifyReply {
   reply
     .code(200)
     .header('content-type', 'text/event-stream; charset=utf-8')
@@ -57,5 +69,5 @@ export function sendSse(reply: FastifyReply, chunks: AsyncIterator<unknown>): Fa
     .header('connection', 'keep-alive')
     // Tells nginx-style proxies not to buffer the stream.
     .header('x-accel-buffering', 'no');
-  return reply.send(new SseBody(chunks));
+  return reply.send(new SseBody(chunks, framing));
 }

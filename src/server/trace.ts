@@ -7,7 +7,8 @@
 import { EventEmitter } from 'node:events';
 import type { GenerationTimings } from '../engine/types.ts';
 
-export type Endpoint = 'chat.completions' | 'completions';
+/** The API a request came through (the `endpoint` label of the request metrics). */
+export type Endpoint = 'chat.completions' | 'completions' | 'messages' | 'responses';
 
 /**
  * How a generation ended: stop/length as sent to the client; 'abort' = the client went away;

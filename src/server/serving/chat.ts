@@ -2,7 +2,6 @@
  * /v1/chat/completions logic: messages -> the model's own chat template -> generation ->
  * response or stream chunks. Knows nothing about HTTP.
  */
-import { randomBytes } from 'node:crypto';
 import { pythonJsonDumps, type ChatMessage } from '../../tokenizer/tokenizer.ts';
 import { invalidRequest } from '../errors.ts';
 import type {
@@ -14,14 +13,13 @@ import type {
   ChatMessageParam,
   ChatTokenLogprob,
   ToolCall,
-  ToolCallDelta,
 } from '../protocol/chat.ts';
 import type { Usage } from '../protocol/common.ts';
 import { planOutput, type ToolTokens } from '../structured/output-plan.ts';
-import { ToolCallParser, type ToolParseEvent } from '../tools/tool-call-parser.ts';
 import type { ErrorResponse } from '../protocol/errors.ts';
 import type { RequestTrace } from '../trace.ts';
 import type { RequestAbort } from './abort.ts';
+import { ChatOutput } from './chat-output.ts';
 import {
   serve,
   streamError,
@@ -91,7 +89,8 @@ function toolTokens(ctx: ServingContext): ToolTokens | undefined {
   return open !== undefined && close !== undefined ? { open, close } : undefined;
 }
 
-interface PreparedChat {
+/** A chat request checked and tokenized, ready to queue (the Messages and Responses APIs translate into it). */
+export interface PreparedChat {
   plan: GenerationPlan;
   stream: boolean;
   includeUsage: boolean;
@@ -100,7 +99,7 @@ interface PreparedChat {
 }
 
 /** Every check that can fail before the request takes a place in the queue. */
-async function prepare(ctx: ServingContext, body: ChatCompletionRequest): Promise<PreparedChat> {
+export async function prepareChat(ctx: ServingContext, body: ChatCompletionRequest): Promise<PreparedChat> {
   resolveModel(ctx, body.model);
   checkCommon(body);
   const tokens = toolTokens(ctx);
@@ -147,7 +146,7 @@ export async function createChatCompletion(
   body: ChatCompletionRequest,
   opts: ServeOptions,
 ): Promise<ChatResult> {
-  return serve(ctx, 'chat.completions', 'chatcmpl', await prepare(ctx, body), opts, {
+  return serve(ctx, 'chat.completions', 'chatcmpl', await prepareChat(ctx, body), opts, {
     json: (p, abort, trace, meta) => collect(ctx, p, abort, trace, meta),
     stream: (p, abort, trace, meta, done) => streamChunks(ctx, p, abort, trace, meta, done),
   });
@@ -243,59 +242,5 @@ async function* streamChunks(
     if (errorEvent) yield errorEvent;
   } finally {
     cleanup();
-  }
-}
-
-type ChunkDelta = ChatCompletionChunkChoice['delta'];
-
-/**
- * The assistant's output as OpenAI shapes it: content text, or (with tools) content and tool calls
- * parsed from the model's `<|tool_call|>` regions. Streaming and non-streaming answers both come
- * from these pieces.
- */
-class ChatOutput {
-  private readonly parser: ToolCallParser | undefined;
-  private readonly ids: string[] = [];
-
-  constructor(parseToolCalls: boolean) {
-    this.parser = parseToolCalls ? new ToolCallParser() : undefined;
-  }
-
-  push(text: string): { content: string; deltas: ChunkDelta[] } {
-    if (!this.parser) return { content: text, deltas: text.length > 0 ? [{ content: text }] : [] };
-    return this.shape(this.parser.push(text));
-  }
-
-  finish(): { content: string; deltas: ChunkDelta[] } {
-    return this.parser ? this.shape(this.parser.finish()) : { content: '', deltas: [] };
-  }
-
-  finishReason(reason: 'stop' | 'length'): ChatFinishReason {
-    return reason === 'stop' && this.ids.length > 0 ? 'tool_calls' : reason;
-  }
-
-  toolCalls(): ToolCall[] {
-    return (this.parser?.calls ?? []).map((c, i) => ({ id: this.ids[i], type: 'function', function: { name: c.name, arguments: c.arguments } }));
-  }
-
-  private shape(events: ToolParseEvent[]): { content: string; deltas: ChunkDelta[] } {
-    let content = '';
-    const deltas: ChunkDelta[] = [];
-    for (const e of events) {
-      if (e.type === 'content') {
-        content += e.text;
-        if (e.text.length > 0) deltas.push({ content: e.text });
-        continue;
-      }
-      let call: ToolCallDelta;
-      if (e.type === 'call') {
-        this.ids[e.index] = `call_${randomBytes(12).toString('hex')}`;
-        call = { index: e.index, id: this.ids[e.index], type: 'function', function: { name: e.name, arguments: '' } };
-      } else {
-        call = { index: e.index, function: { arguments: e.text } };
-      }
-      deltas.push({ tool_calls: [call] });
-    }
-    return { content, deltas };
   }
 }

@@ -25,7 +25,7 @@ export type ServeResult<TBody, TChunk> =
   /** Already produced its first item, so errors before any output became HTTP errors. */
   | { kind: 'stream'; chunks: AsyncIterator<TChunk | ErrorResponse> };
 
-export function completionId(prefix: 'chatcmpl' | 'cmpl'): string {
+export function completionId(prefix: string): string {
   return `${prefix}-${randomBytes(15).toString('base64url').replace(/[-_]/g, 'x')}`;
 }
 
@@ -97,7 +97,7 @@ export interface ResponseBuilders<P, TBody, TChunk> {
 export async function serve<P extends { stream: boolean }, TBody, TChunk>(
   ctx: ServingContext,
   endpoint: Endpoint,
-  idPrefix: 'chatcmpl' | 'cmpl',
+  idPrefix: string,
   prepared: P,
   opts: ServeOptions,
   build: ResponseBuilders<P, TBody, TChunk>,
