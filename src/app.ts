@@ -9,8 +9,11 @@ import type { Logger } from 'pino';
 import chatRoutes from '../routes/chat.ts';
 import completionRoutes from '../routes/completions.ts';
 import healthRoutes from '../routes/health.ts';
+import messagesRoutes from '../routes/messages.ts';
 import metricsRoutes from '../routes/metrics.ts';
 import modelRoutes from '../routes/models.ts';
+import playgroundRoutes from '../routes/playground.ts';
+import responsesRoutes from '../routes/responses.ts';
 import type { ServerConfig } from './config.ts';
 import { Engine } from './engine/engine.ts';
 import { collectGarbage } from './engine/gc.ts';
@@ -221,7 +224,7 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
-      methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
+      methods: ['GET', 'HEAD', 'POST', 'DELETE', 'OPTIONS'],
       exposedHeaders: ['x-request-id', 'retry-after'],
       maxAge: 600,
     });
@@ -235,8 +238,11 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
   await app.register(healthRoutes);
   await app.register(metricsRoutes, { public: config.metricsPublic });
   await app.register(modelRoutes);
+  if (config.ui) await app.register(playgroundRoutes, {});
   await app.register(chatRoutes);
   await app.register(completionRoutes);
+  await app.register(messagesRoutes);
+  await app.register(responsesRoutes);
 
   const owns = opts.ownsEngine ?? opts.model === undefined;
   app.addHook('onClose', async () => {

@@ -27,6 +27,8 @@ export interface RequestTrace {
   readonly receivedAt: number;
   /** ms spent waiting for an engine slot (undefined until granted). */
   queueMs?: number;
+  /** Prompt tokens the engine found in the prefix cache (known once it picked the request up). */
+  cachedTokens?: number;
   /** performance.now() when the engine slot was granted. */
   startedAt?: number;
   firstTokenAt?: number;

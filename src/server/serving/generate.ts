@@ -46,6 +46,8 @@ export type GenEvent =
       completionTokens: number;
       /** Prompt tokens whose KV came from the prefix cache. */
       cachedTokens: number;
+      /** The stop string that ended the output (Anthropic's `stop_sequence`). */
+      stopSequence?: string;
       /** Tokens not yet reported with a delta. */
       tokens: TokenInfo[];
     };
@@ -78,6 +80,7 @@ export async function* generate(
   // Own controller: a matched stop string ends the engine run without touching the request.
   const engineAbort = new AbortController();
   let stoppedByString = false;
+  let stopSequence: string | undefined;
   const onRequestAbort = (): void => engineAbort.abort();
   abort.signal.addEventListener('abort', onRequestAbort, { once: true });
   if (abort.signal.aborted) engineAbort.abort();
@@ -150,6 +153,7 @@ export async function* generate(
       if (ev.type === 'started') {
         engineStarted = true;
         trace.queueMs = (trace.queueMs ?? 0) + ev.queuedMs;
+        trace.cachedTokens = ev.cachedTokens;
         continue;
       }
       if (ev.type === 'done') {
@@ -177,6 +181,7 @@ export async function* generate(
       emittedLen += r.text.length;
       if (r.stopped) {
         stoppedByString = true;
+        stopSequence = r.match;
         engineAbort.abort();
         const tokens = releaseStartingBefore(emittedLen);
         pending = [];
@@ -254,7 +259,10 @@ export async function* generate(
     // Bytes the decoder still held (an unfinished character) and text the matcher held back.
     const r = matcher.push(decoder.flush());
     let text = r.text;
-    if (r.stopped) finishReason = 'stop';
+    if (r.stopped) {
+      finishReason = 'stop';
+      stopSequence = r.match;
+    }
     else text += matcher.flush();
     emittedLen += text.length;
     const tokens = r.stopped ? releaseStartingBefore(emittedLen) : take(() => true);
@@ -263,5 +271,5 @@ export async function* generate(
   trace.outcome =
     done.finishReason === 'abort' && !stoppedByString ? (abort.cause === 'timeout' ? 'timeout' : 'shutdown') : finishReason;
   ctx.events.emit('generationDone', trace);
-  yield { type: 'finish', finishReason, ...usage, tokens: [] };
+  yield { type: 'finish', finishReason, ...usage, ...(stopSequence !== undefined ? { stopSequence } : {}), tokens: [] };
 }
