@@ -39,17 +39,21 @@ FROM ${NODE_IMAGE}
 # glibc malloc with one arena: the engine's worker thread otherwise gets its own, which kept freed
 # memory resident (see README, Sizing). A fixed mmap threshold (MALLOC_MMAP_THRESHOLD_) was tried too
 # and dropped: it slowed prefill by ~16% for no RSS gain once KV buffers were reused.
+# LOG_PRETTY=0: JSON log lines even under `docker run -t` (on a terminal the server would pick readable logs).
 ENV MALLOC_ARENA_MAX=1 \
     NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
     MODEL_DIR=/models \
-    MODEL_NAME=phi-4-mini-instruct
+    MODEL_NAME=phi-4-mini-instruct \
+    LOG_PRETTY=0
 WORKDIR /app
 # package.json is needed at run time: "type": "module" makes dist/**/*.js ES modules.
 COPY package.json ./
 COPY --from=prod-modules /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The web playground's static files (served at /; off with NO_UI=1).
+COPY public ./public
 # The node user (uid 1000) must be able to write /models so the tiny model can be built into an empty volume.
 RUN mkdir -p /models && chown node:node /models
 VOLUME ["/models"]

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import chatRoutes from '../routes/chat.ts';
 import completionRoutes from '../routes/completions.ts';
@@ -21,6 +22,7 @@ import type { Int8Calibration } from './engine/int8-calibration.ts';
 import type { EngineOptions } from './engine/types.ts';
 import { Admission } from './server/admission.ts';
 import { registerApiKeyAuth } from './server/auth.ts';
+import { registerOpenApi } from './server/docs/openapi.ts';
 import { clientErrorHandler, frameworkErrorHandler } from './server/early-errors.ts';
 import { registerErrorHandlers } from './server/errors.ts';
 import './server/fastify-types.ts';
@@ -36,6 +38,18 @@ import {
 import { ModelHost } from './server/state.ts';
 import { ServingEvents } from './server/trace.ts';
 import { ChatTokenizer } from './tokenizer/tokenizer.ts';
+
+/** The package's version, for the API docs (from src/ when run with tsx, from dist/src/ when built). */
+const PACKAGE_VERSION = ((): string => {
+  for (const up of ['../package.json', '../../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      // not at this level
+    }
+  }
+  return 'unknown';
+})();
 
 export interface LoadedModel {
   engine: GenerationBackend;
@@ -235,6 +249,7 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
     if (isApiRoute(request)) host.require();
   });
 
+  await registerOpenApi(app, PACKAGE_VERSION);
   await app.register(healthRoutes);
   await app.register(metricsRoutes, { public: config.metricsPublic });
   await app.register(modelRoutes);

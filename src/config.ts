@@ -65,6 +65,10 @@ export interface ServerConfig {
   logContent: boolean;
   /** Human-readable logs through the optional pino-pretty package instead of JSON lines. */
   logPretty: boolean;
+  /** Neither --log-pretty nor LOG_PRETTY was given: `npm start` picks pretty logs on a terminal (src/server/terminal.ts). */
+  logPrettyDefaulted: boolean;
+  /** Serve the web playground at `/` (off with --no-ui). */
+  ui: boolean;
   /** Seconds in-flight generations may take to finish after SIGTERM/SIGINT before they are aborted. */
   shutdownGraceSec: number;
   /** Seconds an idle keep-alive connection stays open after its last response. */
@@ -204,7 +208,8 @@ const OPTIONS: readonly OptionSpec[] = [
     kind: 'bool',
     help: 'also log prompt and completion text (never logged otherwise)',
   },
-  { flag: 'log-pretty', env: 'LOG_PRETTY', kind: 'bool', help: 'human-readable logs (needs the optional pino-pretty package)' },
+  { flag: 'log-pretty', env: 'LOG_PRETTY', kind: 'bool', defaultText: 'on when stdout is a terminal, else off', help: 'human-readable logs (needs the optional pino-pretty package); off: JSON lines' },
+  { flag: 'no-ui', env: 'NO_UI', kind: 'bool', help: 'do not serve the web playground at /' },
   {
     flag: 'shutdown-grace',
     env: 'SHUTDOWN_GRACE',
@@ -460,6 +465,8 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
     logLevel: level as LogLevel,
     logContent: boolValue(raw, 'log-content'),
     logPretty: boolValue(raw, 'log-pretty'),
+    logPrettyDefaulted: !raw.has('log-pretty'),
+    ui: !boolValue(raw, 'no-ui'),
     shutdownGraceSec: intValue(raw, 'shutdown-grace') ?? 30,
     keepAliveTimeoutSec: intValue(raw, 'keep-alive-timeout') ?? 65,
     headersTimeoutSec,

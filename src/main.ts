@@ -16,6 +16,7 @@ import { buildApp } from './app.ts';
 import { ConfigError, hasModel, parseConfig, type ServerConfig } from './config.ts';
 import { createLogger } from './server/logging.ts';
 import { gracefulShutdown } from './server/shutdown.ts';
+import { browsableUrl, progressBar, showLoadProgress, startupBanner, wantsPrettyLogs } from './server/terminal.ts';
 import { ensureSyntheticModel, isSyntheticModel } from './synthetic/ensure.ts';
 
 function parse(): ServerConfig {
@@ -44,18 +45,20 @@ const RANDOM_MODEL_WARNING =
   'To serve the real Phi-4-mini-instruct, run `npm run model:download` and restart ' +
   '(or pass --model-dir pointing at a folder with model.onnx).';
 
-/** Builds the tiny synthetic model into `dir`, logging progress every 10%. */
-async function buildTinyModel(dir: string, log: pino.Logger): Promise<void> {
+/** Builds the tiny synthetic model into `dir`: a progress bar on a terminal, else a log line every 10%. */
+async function buildTinyModel(dir: string, log: pino.Logger, terminal: boolean): Promise<void> {
   log.warn({ modelDir: dir }, 'no model.onnx found: building the tiny synthetic model once (random weights)');
   let lastDecile = -1;
   const t0 = performance.now();
+  const bar = terminal ? progressBar('building tiny model', 'bytes') : undefined;
   await ensureSyntheticModel('tiny', dir, (written, total) => {
+    if (bar) return bar.update(written, total);
     const decile = Math.min(10, Math.floor((10 * written) / Math.max(1, total)));
     if (decile !== lastDecile) {
       lastDecile = decile;
       log.info({ percent: decile * 10 }, 'building tiny model');
     }
-  });
+  }).finally(() => bar?.stop());
   log.info({ seconds: +((performance.now() - t0) / 1000).toFixed(1) }, 'tiny model built');
 }
 
@@ -66,7 +69,10 @@ function isEmptyOrMissing(dir: string): boolean {
 
 async function main(): Promise<void> {
   const config = parse();
-  const log = await createLogger(config);
+  // On a terminal: readable logs, progress bars and a banner; JSON lines otherwise (src/server/terminal.ts).
+  const pretty = wantsPrettyLogs(config, process.stdout.isTTY === true);
+  const terminal = pretty && process.stdout.isTTY === true && process.stderr.isTTY === true;
+  const log = await createLogger({ ...config, logPretty: pretty });
 
   if (!hasModel(config.modelDir)) {
     // A folder with other files but no model.onnx is most likely an unfinished download: serving
@@ -76,7 +82,7 @@ async function main(): Promise<void> {
       log.fatal({ modelDir: config.modelDir }, 'model.onnx not found in --model-dir (an unfinished download?); run `npm run model:download` first, or point --model-dir at an empty folder to get the tiny synthetic model');
       process.exit(1);
     }
-    await buildTinyModel(config.modelDir, log);
+    await buildTinyModel(config.modelDir, log, terminal);
   }
   const synthetic = isSyntheticModel(config.modelDir);
   if (synthetic) log.warn(RANDOM_MODEL_WARNING);
@@ -92,6 +98,7 @@ async function main(): Promise<void> {
   );
   if (config.logContent) log.warn('--log-content: prompts and completions will be written to the logs');
 
+  const stopLoadProgress = terminal ? showLoadProgress() : undefined;
   const app = await buildApp(config, { logger: log, load: 'background' });
 
   let shuttingDown = false;
@@ -132,9 +139,15 @@ async function main(): Promise<void> {
   const port = address !== null && typeof address === 'object' ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   log.info({ host: config.host, port, url }, 'listening');
+  if (terminal) {
+    const loading = app.modelHost.status !== 'ready';
+    process.stdout.write(`${startupBanner({ url: browsableUrl(config.host, port), ui: config.ui, color: !process.env.NO_COLOR, loading })}\n`);
+  }
   try {
     await app.modelHost.loaded;
+    stopLoadProgress?.();
   } catch (err) {
+    stopLoadProgress?.();
     log.fatal({ err }, 'failed to load the model');
     await app.close().catch(() => undefined);
     process.exit(1);

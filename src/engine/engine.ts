@@ -5,6 +5,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../worker-thread.ts';
+import { loadProgressChannel } from './load-progress.ts';
 import type { SessionDescription } from './model-session.ts';
 import type { EngineLimits, EngineOptions, EngineStats, GenerationEvent, GenerationRequest, GrammarSpec, ModelInfo, StepRecord } from './types.ts';
 import type { FromWorker, ToWorker, WorkerStats } from './worker-protocol.ts';
@@ -53,6 +54,7 @@ export class Engine {
       const onMessage = (msg: FromWorker) => {
         if (msg.type === 'ready') resolve(msg);
         else if (msg.type === 'fatal') reject(new Error(msg.error));
+        else if (msg.type === 'progress' && loadProgressChannel.hasSubscribers) loadProgressChannel.publish(msg.progress);
       };
       const onExit = (code: number) => reject(new Error(`engine worker exited with code ${code} while loading`));
       worker.on('message', onMessage);

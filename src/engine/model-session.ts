@@ -12,6 +12,7 @@ import { int8Derivation, int8WeightBytes } from './graphs/int8-model.ts';
 import { EMBEDDING_METADATA_KEY, EmbeddingReader, INPUTS_EMBEDS, type EmbeddingTable } from './graphs/embedding-input.ts';
 import { lastPositionDerivation } from './graphs/last-position-model.ts';
 import { calibrateInt8, type Int8Calibration } from './int8-calibration.ts';
+import type { LoadProgress } from './load-progress.ts';
 import type { KvShape } from './kv/kv-block.ts';
 import { availableMemory } from './limits.ts';
 import { ModelConfigError, loadModelConfig, type LoadedModelConfig } from './model-config.ts';
@@ -126,7 +127,7 @@ const { onnx } = onnxProto;
  * The int8 session for steps of many rows, when wanted, derivable, worth it here (measured) and
  * affordable: `auto` needs room for its weights beside the KV budget (or 2 GiB of KV) plus 0.5 GiB.
  */
-async function loadInt8(config: LoadedModelConfig, opts: EngineOptions, threads: number): Promise<{ session?: ort.InferenceSession; description: Int8Description }> {
+async function loadInt8(config: LoadedModelConfig, opts: EngineOptions, threads: number, hooks: LoadHooks): Promise<{ session?: ort.InferenceSession; description: Int8Description }> {
   const mode = opts.int8Steps ?? 'auto';
   if (mode === 'off') return { description: { enabled: false, note: 'off (--int8-steps off)' } };
   // Before deriving anything: the int8 weights are written to disk once, only if they may be used.
@@ -136,7 +137,12 @@ async function loadInt8(config: LoadedModelConfig, opts: EngineOptions, threads:
   if (mode === 'auto' && available < needed) {
     return { description: { enabled: false, weightBytes, note: `its ${(weightBytes / GiB).toFixed(1)} GiB of weights do not fit beside the KV budget (${(available / GiB).toFixed(1)} GiB available)` } };
   }
-  const derived = ensureDerivedModel(config.modelPath, int8Derivation({ inputIds: config.io.inputIds, logits: config.io.logits }));
+  const progress = hooks.progress;
+  const derived = ensureDerivedModel(
+    config.modelPath,
+    int8Derivation({ inputIds: config.io.inputIds, logits: config.io.logits }),
+    progress && ((done, total) => progress({ task: 'writing int8 weights (once)', done, total, unit: 'bytes' })),
+  );
   if (derived.fallbackReason !== undefined) return { description: { enabled: false, note: `the int8 graph cannot be derived: ${derived.fallbackReason}` } };
   const options = sessionOptions(opts, threads);
   let calibration: Int8Calibration | undefined;
@@ -151,7 +157,13 @@ async function loadInt8(config: LoadedModelConfig, opts: EngineOptions, threads:
   return { session, description: { enabled: true, minRows: minRows ?? 1, weightBytes, calibration, note } };
 }
 
-export async function loadDecoder(opts: EngineOptions): Promise<LoadedDecoder> {
+/** Callbacks of a load (plain functions: loadDecoder runs in the engine's worker). */
+export interface LoadHooks {
+  /** Long one-off work (the first int8 weights write), reported as it goes. */
+  progress?: (progress: LoadProgress) => void;
+}
+
+export async function loadDecoder(opts: EngineOptions, hooks: LoadHooks = {}): Promise<LoadedDecoder> {
   const config = loadModelConfig(opts.modelDir);
   const threads = opts.threads && opts.threads > 0 ? opts.threads : defaultThreads();
   const t0 = performance.now();
@@ -188,7 +200,7 @@ export async function loadDecoder(opts: EngineOptions): Promise<LoadedDecoder> {
     throw new ModelConfigError(`${modelFile} records no embedding table`);
   }
   const graph = JSON.parse(derived.metadata[BATCHED_METADATA_KEY] ?? '{}') as BatchedGraphInfo;
-  const int8 = await loadInt8(config, opts, threads);
+  const int8 = await loadInt8(config, opts, threads, hooks);
   description.int8 = int8.description;
   description.loadMs = performance.now() - t0;
   const wide = int8.session ? { session: int8.session, minRows: int8.description.minRows ?? 1 } : undefined;

@@ -27,7 +27,7 @@ let scheduler: Scheduler;
 let grammars: Grammars;
 try {
   const opts = workerData as EngineOptions;
-  decoder = await loadDecoder(opts);
+  decoder = await loadDecoder(opts, { progress: (progress) => post({ type: 'progress', progress }) });
   limits = resolveLimits(opts, decoder.info, decoder.runner.kvShape);
   memory = new KvMemory(decoder.runner.kvShape, limits.kvBudgetBytes);
   decoder.info.contextLength = limits.contextLength;

@@ -1,4 +1,5 @@
 /** Messages between the engine facade (main thread) and the worker that owns the session. */
+import type { LoadProgress } from './load-progress.ts';
 import type { SessionDescription } from './model-session.ts';
 import type { EngineLimits, EngineStats, GenerationEvent, GenerationRequest, GrammarSpec, ModelInfo, StepRecord } from './types.ts';
 
@@ -20,6 +21,8 @@ export type WorkerStats = Omit<EngineStats, 'running' | 'waiting'>;
 export type FromWorker =
   | { type: 'ready'; info: ModelInfo; session: SessionDescription; limits: EngineLimits }
   | { type: 'fatal'; error: string }
+  /** Long one-off work while loading (see load-progress.ts). */
+  | { type: 'progress'; progress: LoadProgress }
   | { type: 'event'; id: number; event: GenerationEvent }
   | { type: 'grammarChecked'; id: number; error?: string }
   | { type: 'step'; step: StepRecord; stats: WorkerStats };

@@ -6,6 +6,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { DOCS_PREFIX } from './docs/openapi.ts';
 import { invalidApiKey } from './errors.ts';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
@@ -40,7 +41,8 @@ export function keyMatcher(keys: readonly string[]): (candidate: string | undefi
  * URL text: percent-encoding, absolute-form targets and the like reach one route by many spellings.
  */
 function isPublicRoute(request: FastifyRequest): boolean {
-  return request.routeOptions.config?.public === true;
+  // Swagger UI's own routes (its page and assets) cannot be marked; they hold no data.
+  return request.routeOptions.config?.public === true || (request.routeOptions.url ?? '').startsWith(`${DOCS_PREFIX}`);
 }
 
 /**

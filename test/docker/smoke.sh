@@ -325,6 +325,18 @@ chat_checks() {
   fi
 }
 
+# playground_checks BASE_URL LABEL: the web playground (GET /) and an asset, with their security headers.
+playground_checks() {
+  local base="$1" label="$2" headers
+  headers="$(curl -fsS -m 10 -D - -o /dev/null "$base/" 2>/dev/null | tr -d '\r' || true)"
+  if grep -qi "^content-type: text/html" <<<"$headers" && grep -qi "^content-security-policy: default-src 'self'" <<<"$headers"; then
+    pass "$label: playground at / (text/html with its Content-Security-Policy)"
+  else
+    fail "$label: GET / is not the playground: ${headers:0:300}"
+  fi
+  curl -fsS -m 10 -o /dev/null "$base/playground/app.js" && pass "$label: playground assets" || fail "$label: GET /playground/app.js"
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 log "single container"
 PORT="$(free_port)"
@@ -338,6 +350,7 @@ if wait_ready "$SINGLE" "http://127.0.0.1:$PORT"; then
     || fail "single: no synthetic-model warning in the log"
   curl -fsS -m 5 "http://127.0.0.1:$PORT/health" >/dev/null && pass "single: /health" || fail "single: /health"
   chat_checks "http://127.0.0.1:$PORT" single
+  playground_checks "http://127.0.0.1:$PORT" single
   metrics="$(curl -fsS -m 5 "http://127.0.0.1:$PORT/metrics" || true)"
   if grep -q "^$REQUESTS_METRIC{.*endpoint=\"/v1/chat/completions\"" <<<"$metrics"; then
     pass "single: /metrics counts the chat requests ($REQUESTS_METRIC)"
@@ -409,6 +422,7 @@ done
 pass "compose: nginx answers on 127.0.0.1:$PHI4_LB_PORT"
 
 chat_checks "$LB" "via nginx"
+playground_checks "$LB" "via nginx"
 
 # Chat completions a replica answered, from its own /metrics: the sum of phi4_requests_total over the series with
 # endpoint="/v1/chat/completions" (0 before the first one).

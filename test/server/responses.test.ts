@@ -20,6 +20,7 @@ import type { GenerationBackend, ServingContext } from '../../src/server/serving
 import { ResponseStore } from '../../src/server/serving/response-store.ts';
 import { createResponse } from '../../src/server/serving/responses.ts';
 import { MODEL_NAME, loadTestModel, postJson, startServer, type TestServer } from '../helpers/server.ts';
+import { TIME, WEATHER } from '../helpers/tool-schemas.ts';
 
 let model: LoadedModel;
 let server: TestServer;
@@ -35,13 +36,6 @@ after(async () => {
   await model?.engine.close();
 });
 
-const WEATHER = {
-  type: 'object',
-  properties: { city: { enum: ['Paris', 'Oslo', 'Lima'] }, unit: { enum: ['c', 'f'] }, days: { type: 'integer', minimum: 1, maximum: 7 } },
-  required: ['city', 'unit', 'days'],
-  additionalProperties: false,
-};
-const TIME = { type: 'object', properties: { zone: { enum: ['UTC', 'CET'] }, exact: { type: 'boolean' } }, required: ['zone', 'exact'] };
 const TOOLS: FunctionTool[] = [
   { type: 'function', name: 'get_weather', description: 'Weather forecast', parameters: WEATHER, strict: true },
   { type: 'function', name: 'get_time', parameters: TIME, strict: true },

@@ -10,6 +10,7 @@ import OpenAI from 'openai';
 import type { ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { LoadedModel } from '../../src/app.ts';
 import { MODEL_NAME, loadTestModel, startServer, type TestServer } from '../helpers/server.ts';
+import { TIME, WEATHER } from '../helpers/tool-schemas.ts';
 
 let model: LoadedModel;
 let server: TestServer;
@@ -25,13 +26,6 @@ after(async () => {
   await model?.engine.close();
 });
 
-const WEATHER = {
-  type: 'object',
-  properties: { city: { enum: ['Paris', 'Oslo', 'Lima'] }, unit: { enum: ['c', 'f'] }, days: { type: 'integer', minimum: 1, maximum: 7 } },
-  required: ['city', 'unit', 'days'],
-  additionalProperties: false,
-};
-const TIME = { type: 'object', properties: { zone: { enum: ['UTC', 'CET'] }, exact: { type: 'boolean' } }, required: ['zone', 'exact'] };
 const TOOLS: ChatCompletionTool[] = [
   { type: 'function', function: { name: 'get_weather', description: 'Weather forecast', parameters: WEATHER } },
   { type: 'function', function: { name: 'get_time', parameters: TIME } },

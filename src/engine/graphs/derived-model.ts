@@ -37,6 +37,8 @@ export interface DerivationContext {
   read(tensor: TensorProto): Uint8Array;
   /** The derived graph's own data file (created on first use). */
   data(): DataSink;
+  /** Reports how far a long rewrite is (e.g. bytes of new weights written), when someone listens. */
+  progress?(done: number, total: number): void;
 }
 
 export interface Derivation {
@@ -125,7 +127,7 @@ class FileSink implements DataSink {
  * Returns the derived model's path, writing it when missing or stale. Falls back to the original
  * (with the reason) when the folder is read-only or the graph is not one the rewrite handles.
  */
-export function ensureDerivedModel(modelPath: string, derivation: Derivation): DerivedModel {
+export function ensureDerivedModel(modelPath: string, derivation: Derivation, progress?: DerivationContext['progress']): DerivedModel {
   const derivedPath = derivedModelPath(modelPath, derivation.variant);
   const stamp = stampOf(modelPath, derivation);
   const existing = existsSync(derivedPath) ? readMetadata(derivedPath) : undefined;
@@ -137,7 +139,7 @@ export function ensureDerivedModel(modelPath: string, derivation: Derivation): D
   let sink: FileSink | undefined;
   try {
     const model = onnx.ModelProto.decode(readFileSync(modelPath));
-    derivation.rewrite(model, { read: tensorReader(dir), data: () => (sink ??= new FileSink(dataName, join(dir, `${dataName}.tmp-${unique}`))) });
+    derivation.rewrite(model, { read: tensorReader(dir), data: () => (sink ??= new FileSink(dataName, join(dir, `${dataName}.tmp-${unique}`))), progress });
     model.metadataProps = model.metadataProps.filter((p) => p.key !== STAMP_KEY);
     model.metadataProps.push(onnx.StringStringEntryProto.create({ key: STAMP_KEY, value: stamp }));
     sink?.close();

@@ -78,10 +78,21 @@ function addConstants(b: GraphBuilder): void {
   b.constant(`${NS}/tiny`, DType.FLOAT, [], new Float32Array([1e-30]));
 }
 
-/** Replaces every int4 MatMulNBits (but those producing `keep`) by the integer GEMM path. */
-export function replaceWithIntegerMatMuls(model: ModelProto, read: DerivationContext['read'], store: TensorStore, keep: ReadonlySet<string>): void {
+/**
+ * Replaces every int4 MatMulNBits (but those producing `keep`) by the integer GEMM path;
+ * `progress` gets the int8 weight bytes made so far after each projection.
+ */
+export function replaceWithIntegerMatMuls(
+  model: ModelProto,
+  read: DerivationContext['read'],
+  store: TensorStore,
+  keep: ReadonlySet<string>,
+  progress?: DerivationContext['progress'],
+): void {
   const graph = model.graph;
   if (!graph) throw new Error('model has no graph');
+  const totalBytes = progress ? int8WeightBytes(model, keep) : 0;
+  let doneBytes = 0;
   const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
   const b = new GraphBuilder();
   addConstants(b);
@@ -123,6 +134,8 @@ export function replaceWithIntegerMatMuls(model: ModelProto, read: DerivationCon
     b.node('Sub', [scaled, b.op('Mul', `${p}/Mul_correction`, [act.zeroScale, `${p}/correction`])], [out], {}, { name: `${p}/Sub` });
     nodes.push(...b.nodes.splice(0));
     replaced++;
+    doneBytes += k * n;
+    progress?.(doneBytes, totalBytes);
   }
   if (replaced === 0) throw new Error('no int4 MatMulNBits to requantize');
   graph.node = nodes;
@@ -147,7 +160,7 @@ export function int8Derivation(io: BatchedIo): Derivation {
     version: 1,
     rewrite: (model, ctx) => {
       batched.rewrite(model, ctx);
-      replaceWithIntegerMatMuls(model, ctx.read, externalStore(ctx.data), new Set([io.logits]));
+      replaceWithIntegerMatMuls(model, ctx.read, externalStore(ctx.data), new Set([io.logits]), ctx.progress);
     },
   };
 }
