@@ -5,6 +5,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../worker-thread.ts';
+import { LoadEstimate } from './load-estimate.ts';
 import { loadProgressChannel } from './load-progress.ts';
 import type { SessionDescription } from './model-session.ts';
 import type { EngineLimits, EngineOptions, EngineStats, GenerationEvent, GenerationRequest, GrammarSpec, ModelInfo, StepRecord } from './types.ts';
@@ -49,12 +50,16 @@ export class Engine {
 
   static async load(opts: EngineOptions): Promise<Engine> {
     const worker = startWorker(import.meta.url, './worker-entry', opts);
+    const estimate = new LoadEstimate(opts.modelDir);
     let cleanup = () => {};
     const ready = await new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
       const onMessage = (msg: FromWorker) => {
         if (msg.type === 'ready') resolve(msg);
         else if (msg.type === 'fatal') reject(new Error(msg.error));
-        else if (msg.type === 'progress' && loadProgressChannel.hasSubscribers) loadProgressChannel.publish(msg.progress);
+        else if (msg.type === 'progress' && loadProgressChannel.hasSubscribers) {
+          estimate.otherTask();
+          loadProgressChannel.publish(msg.progress);
+        }
       };
       const onExit = (code: number) => reject(new Error(`engine worker exited with code ${code} while loading`));
       worker.on('message', onMessage);
@@ -66,7 +71,9 @@ export class Engine {
         worker.off('error', reject);
         worker.off('exit', onExit);
       };
-    }).finally(() => cleanup());
+    })
+      .then((msg) => (estimate.finish(true), msg), (err: unknown) => (estimate.finish(false), Promise.reject(err)))
+      .finally(() => cleanup());
     return new Engine(worker, ready.info, ready.session, ready.limits);
   }
 

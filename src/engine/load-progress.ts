@@ -12,7 +12,7 @@ export interface LoadProgress {
   /** Work done so far and in all, in `unit`s. */
   done: number;
   total: number;
-  unit: 'bytes' | 'items';
+  unit: 'bytes' | 'items' | 'seconds';
 }
 
 export const LOAD_PROGRESS_CHANNEL = 'phi4-local-server:engine-load-progress';

@@ -95,6 +95,7 @@ export function progressBar(label: string, unit: LoadProgress['unit'], stream: N
     update(done, total) {
       if (!started) {
         if (unit === 'bytes') [scale, suffix] = total >= 10 * 1024 * 1024 ? [1024 * 1024, ' MB'] : [1024, ' KB'];
+        else if (unit === 'seconds') suffix = ' s';
         bar.start(Math.max(1, Math.round(total / scale)), 0, { suffix });
         started = true;
       }
