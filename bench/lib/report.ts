@@ -200,7 +200,7 @@ export function markdownReport(r: HttpBenchReport): string {
       `eos ids ${s.eosBanned.join(', ')} banned through \`logit_bias\` so every request generates exactly ${s.maxTokens} tokens. ` +
       `Closed loop: *concurrency* clients each send their next request when the previous one ends; a level stops after its ` +
       `request cap or its time cap (${s.durationS} s; ${s.longDurationS} s for prompts of ${s.longPromptMin}+ tokens; no new request starts after it, running ones finish). One warm-up request first, not counted. ` +
-      `The server runs one generation at a time, so requests beyond the first wait in its queue: TTFT includes that wait.`,
+      `Requests share model steps (continuous batching); a prompt that arrives while others decode is read in chunks beside them, so TTFT includes that reading and any wait for a place.`,
   );
   out.push('');
   out.push(
@@ -299,7 +299,7 @@ export function chartSpec(r: HttpBenchReport, chartFile: string): ChartSpec {
   const longLevels =
     r.skipped.length > 0 ? ` Not run (long prompts only at low concurrency, or out of time): ${r.skipped.map((k) => `~${k.promptTarget} tok at c=${k.concurrency}`).join(', ')}.` : '';
   footnotes.push(
-    `Streaming /v1/completions, greedy, max_tokens ${s.maxTokens} (eos banned), closed loop; the server runs one generation at a time, so TTFT includes queue wait.${longLevels}`,
+    `Streaming /v1/completions, greedy, max_tokens ${s.maxTokens} (eos banned), closed loop; requests share model steps, and TTFT includes reading a prompt beside the running streams.${longLevels}`,
   );
   if (refs.length > 0) footnotes.push('Dashed: the Engine called directly (no HTTP) at concurrency 1 on the same prompts, end-to-end output tok/s.');
   footnotes.push(`Data: ${chartFile.replace(/\.svg$/, '.md')} (tables) and .json (every request).`);

@@ -4,6 +4,7 @@
  * as it needs (each app has its own queue and settings; the engine runs one generation at a time).
  */
 import type { FastifyInstance } from 'fastify';
+import OpenAI from 'openai';
 import { buildApp, loadModel, type AppOptions, type LoadedModel } from '../../src/app.ts';
 import { defaultConfig, type ServerConfig } from '../../src/config.ts';
 import type { ServingContext } from '../../src/server/serving/context.ts';
@@ -64,6 +65,25 @@ export async function startServer(
     await closing;
   };
   return { app, url: `http://127.0.0.1:${address.port}`, ctx, close };
+}
+
+/** A model, a server on it and an official openai client: what an SDK test file starts with. */
+export interface SdkServer {
+  model: LoadedModel;
+  server: TestServer;
+  client: OpenAI;
+  close(): Promise<void>;
+}
+
+export async function startSdkServer(overrides: Partial<ServerConfig> = {}): Promise<SdkServer> {
+  const model = await loadTestModel();
+  const server = await startServer(model, overrides);
+  const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const close = async (): Promise<void> => {
+    await server.close();
+    await model.engine.close();
+  };
+  return { model, server, client, close };
 }
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {

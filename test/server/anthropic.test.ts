@@ -9,7 +9,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import type { MessageParam, RawMessageStreamEvent, Tool } from '@anthropic-ai/sdk/resources/messages';
 import { Ajv } from 'ajv';
 import type { LoadedModel } from '../../src/app.ts';
-import { anthropicParam, toChatRequest } from '../../src/server/serving/anthropic.ts';
+import { anthropicParam, toChatRequest } from '../../src/server/serving/anthropic-input.ts';
 import { MODEL_NAME, loadTestModel, postJson, startServer, type TestServer } from '../helpers/server.ts';
 
 let model: LoadedModel;

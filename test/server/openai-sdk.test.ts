@@ -3,22 +3,19 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import type { LoadedModel } from '../../src/app.ts';
-import { MODEL_NAME, NO_EOS_BIAS, loadTestModel, startServer, type TestServer } from '../helpers/server.ts';
+import { MODEL_NAME, NO_EOS_BIAS, startSdkServer, type SdkServer, type TestServer } from '../helpers/server.ts';
 
 let model: LoadedModel;
 let server: TestServer;
 let client: OpenAI;
 
-before(async () => {
-  model = await loadTestModel();
-  server = await startServer(model);
-  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
-});
+let sdk: SdkServer | undefined;
 
-after(async () => {
-  await server?.close();
-  await model?.engine.close();
+before(async () => {
+  sdk = await startSdkServer();
+  ({ model, server, client } = sdk);
 });
+after(() => sdk?.close());
 
 const messages = [
   { role: 'system' as const, content: 'You are terse.' },

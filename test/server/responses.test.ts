@@ -19,22 +19,20 @@ import type { ResponseObject, ResponseStreamEvent as WireEvent } from '../../src
 import type { GenerationBackend, ServingContext } from '../../src/server/serving/context.ts';
 import { ResponseStore } from '../../src/server/serving/response-store.ts';
 import { createResponse } from '../../src/server/serving/responses.ts';
-import { MODEL_NAME, loadTestModel, postJson, startServer, type TestServer } from '../helpers/server.ts';
+import { MODEL_NAME, postJson, startServer, startSdkServer, type SdkServer, type TestServer } from '../helpers/server.ts';
 import { TIME, WEATHER } from '../helpers/tool-schemas.ts';
 
 let model: LoadedModel;
 let server: TestServer;
 let client: OpenAI;
 
+let sdk: SdkServer | undefined;
+
 before(async () => {
-  model = await loadTestModel();
-  server = await startServer(model);
-  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  sdk = await startSdkServer();
+  ({ model, server, client } = sdk);
 });
-after(async () => {
-  await server?.close();
-  await model?.engine.close();
-});
+after(() => sdk?.close());
 
 const TOOLS: FunctionTool[] = [
   { type: 'function', name: 'get_weather', description: 'Weather forecast', parameters: WEATHER, strict: true },

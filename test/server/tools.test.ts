@@ -9,22 +9,20 @@ import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import type { ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { LoadedModel } from '../../src/app.ts';
-import { MODEL_NAME, loadTestModel, startServer, type TestServer } from '../helpers/server.ts';
+import { MODEL_NAME, startServer, startSdkServer, type SdkServer, type TestServer } from '../helpers/server.ts';
 import { TIME, WEATHER } from '../helpers/tool-schemas.ts';
 
 let model: LoadedModel;
 let server: TestServer;
 let client: OpenAI;
 
+let sdk: SdkServer | undefined;
+
 before(async () => {
-  model = await loadTestModel();
-  server = await startServer(model);
-  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  sdk = await startSdkServer();
+  ({ model, server, client } = sdk);
 });
-after(async () => {
-  await server?.close();
-  await model?.engine.close();
-});
+after(() => sdk?.close());
 
 const TOOLS: ChatCompletionTool[] = [
   { type: 'function', function: { name: 'get_weather', description: 'Weather forecast', parameters: WEATHER } },
