@@ -3,14 +3,12 @@ import { describe, it } from 'node:test';
 import {
   ToolCallParser,
   type ParsedToolCall,
-  type ToolCallParserOptions,
   type ToolParseEvent,
 } from '../../src/server/tools/tool-call-parser.ts';
 
 interface Case {
   name: string;
   input: string;
-  opts?: ToolCallParserOptions;
   content: string;
   /** [name, arguments]; arguments compare JSON.parse-equal when both parse, else as text. */
   calls: [string, string][];
@@ -127,17 +125,15 @@ const cases: Case[] = [
     order: ['c', 'call0', 'args0', 'c'],
   },
   {
-    name: 'startInCall',
-    opts: { startInCall: true },
-    input: '[{"name": "f", "arguments": {"a": [true, null]}}]<|/tool_call|>Done',
+    name: 'a forced opener, then text after the call',
+    input: '<|tool_call|>[{"name": "f", "arguments": {"a": [true, null]}}]<|/tool_call|>Done',
     content: 'Done',
     calls: [['f', '{"a": [true, null]}']],
     order: ['call0', 'args0', 'c'],
   },
   {
-    name: 'startInCall, single object, no closing tag',
-    opts: { startInCall: true },
-    input: '{"name": "g", "arguments": 42}',
+    name: 'a single object, no closing tag',
+    input: '<|tool_call|>{"name": "g", "arguments": 42}',
     content: '',
     calls: [['g', '42']],
     order: ['call0', 'args0'],
@@ -158,8 +154,8 @@ interface Run {
 }
 
 /** Feeds the chunks and checks the invariants every event stream must hold. */
-function run(chunks: string[], opts?: ToolCallParserOptions): Run {
-  const p = new ToolCallParser(opts);
+function run(chunks: string[]): Run {
+  const p = new ToolCallParser();
   const events: ToolParseEvent[] = [...chunks.flatMap((c) => p.push(c)), ...p.finish()];
   const calls = p.calls;
   const names: string[] = [];
@@ -221,7 +217,7 @@ function chunkings(input: string): string[][] {
 describe('ToolCallParser canned outputs', () => {
   for (const c of cases) {
     it(c.name, () => {
-      const r = run([c.input], c.opts);
+      const r = run([c.input]);
       assert.equal(r.content, c.content);
       assert.deepEqual(
         r.calls.map((x) => [x.name, normalize(x.arguments)]),
@@ -235,9 +231,9 @@ describe('ToolCallParser canned outputs', () => {
 describe('ToolCallParser chunking does not matter', () => {
   for (const c of cases) {
     it(c.name, () => {
-      const whole = run([c.input], c.opts);
+      const whole = run([c.input]);
       for (const chunks of chunkings(c.input)) {
-        const r = run(chunks, c.opts);
+        const r = run(chunks);
         assert.deepEqual(r, whole, `chunks: ${JSON.stringify(chunks)}`);
       }
     });

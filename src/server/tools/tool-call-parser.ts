@@ -21,11 +21,6 @@ export interface ParsedToolCall {
   arguments: string;
 }
 
-export interface ToolCallParserOptions {
-  /** The output starts inside a call: the server forced `<|tool_call|>` as the first token. */
-  startInCall?: boolean;
-}
-
 const OPEN = '<|tool_call|>';
 const CLOSE = '<|/tool_call|>';
 const FUNC = 'functools';
@@ -130,11 +125,6 @@ export class ToolCallParser {
   private finishing = false;
   private events: ToolParseEvent[] = [];
   private readonly parsed: ParsedToolCall[] = [];
-
-  constructor(opts: ToolCallParserOptions = {}) {
-    // The forced marker is not in the text stream, so a malformed region falls back to its text alone.
-    if (opts.startInCall) this.region = newRegion('', false);
-  }
 
   /** Feeds the next piece of output text; returns the events it completes (text that could still be the start of a marker is held back). */
   push(text: string): ToolParseEvent[] {
