@@ -75,6 +75,20 @@ describe('privacy', () => {
         // consume
       }
       assert.equal((await postJson(compl, { model: MODEL_NAME, prompt: [marker, `x ${marker}`], max_tokens: 3, echo: true }, h('p-compl'))).status, 200);
+      // The other APIs, tools and schemas: client text in every field they read.
+      const tool = { type: 'function', function: { name: 'f', description: marker, parameters: { type: 'object', properties: { a: { enum: [marker] } }, required: ['a'] } } };
+      assert.equal((await postJson(chat, { model: MODEL_NAME, messages: withMarker, tools: [tool], tool_choice: 'required', max_tokens: 40 }, h('p-tools'))).status, 200);
+      const format = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { enum: [marker] } }, required: ['a'] } } };
+      assert.equal((await postJson(chat, { model: MODEL_NAME, messages: withMarker, response_format: format, max_tokens: 40 }, h('p-json-schema'))).status, 200);
+      const badRef = { type: 'json_schema', json_schema: { name: 'x', schema: { $ref: `#/$defs/${marker}` } } };
+      assert.equal((await postJson(chat, { model: MODEL_NAME, messages: withMarker, response_format: badRef }, h('p-bad-schema'))).status, 400);
+      const anthropic = { model: MODEL_NAME, max_tokens: 4, system: marker, stop_sequences: [marker], messages: [{ role: 'user', content: marker }] };
+      assert.equal((await postJson(`${server.url}/v1/messages`, anthropic, h('p-messages'))).status, 200);
+      const first = await postJson(`${server.url}/v1/responses`, { model: MODEL_NAME, instructions: marker, input: marker, max_output_tokens: 4 }, h('p-responses'));
+      assert.equal(first.status, 200);
+      const { id } = (await first.json()) as { id: string };
+      assert.equal((await postJson(`${server.url}/v1/responses`, { model: MODEL_NAME, previous_response_id: id, input: marker, max_output_tokens: 4 }, h('p-continue'))).status, 200);
+      assert.equal((await fetch(`${server.url}/v1/responses/${id}`)).status, 200);
       // Refused requests: invalid value, context overflow, malformed JSON (its parse error quotes the body).
       assert.equal((await postJson(chat, { model: MODEL_NAME, messages: withMarker, temperature: 5 }, h('p-400'))).status, 400);
       assert.equal((await postJson(compl, { model: MODEL_NAME, prompt: `${marker} `.repeat(CONTEXT) }, h('p-ctx'))).status, 400);

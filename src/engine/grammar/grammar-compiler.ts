@@ -67,7 +67,17 @@ export class Grammars {
   private async create(): Promise<Instance> {
     const xg = loadXGrammar();
     const vocab = loadGrammarVocab(this.modelDir);
-    const info = await xg.TokenizerInfo.createTokenizerInfo(vocab.encoded, vocab.vocabType, false, this.vocabSize, [...this.stopIds]);
+    // The wasm binds its error printer on this first call: silenced, as an abort prints the schema it
+    // failed on (client text) to stderr.
+    const { error, warn } = console;
+    console.error = console.warn = () => {};
+    let info;
+    try {
+      info = await xg.TokenizerInfo.createTokenizerInfo(vocab.encoded, vocab.vocabType, false, this.vocabSize, [...this.stopIds]);
+    } finally {
+      console.error = error;
+      console.warn = warn;
+    }
     const compiler = await xg.GrammarCompiler.createGrammarCompiler(info, false);
     return { xg, compiler, cache: new Map() };
   }
