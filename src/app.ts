@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import chatRoutes from '../routes/chat.ts';
 import completionRoutes from '../routes/completions.ts';
@@ -16,6 +18,7 @@ import modelRoutes from '../routes/models.ts';
 import playgroundRoutes from '../routes/playground.ts';
 import responsesRoutes from '../routes/responses.ts';
 import type { ServerConfig } from './config.ts';
+import { findUp } from './find-up.ts';
 import { Engine } from './engine/engine.ts';
 import { collectGarbage } from './engine/gc.ts';
 import type { Int8Calibration } from './engine/int8-calibration.ts';
@@ -39,16 +42,10 @@ import { ModelHost } from './server/state.ts';
 import { ServingEvents } from './server/trace.ts';
 import { ChatTokenizer } from './tokenizer/tokenizer.ts';
 
-/** The package's version, for the API docs (from src/ when run with tsx, from dist/src/ when built). */
+/** The package's version, for the API docs. */
 const PACKAGE_VERSION = ((): string => {
-  for (const up of ['../package.json', '../../package.json']) {
-    try {
-      return (JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { version: string }).version;
-    } catch {
-      // not at this level
-    }
-  }
-  return 'unknown';
+  const file = findUp('package.json', dirname(fileURLToPath(import.meta.url)));
+  return file ? (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version : 'unknown';
 })();
 
 export interface LoadedModel {

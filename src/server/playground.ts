@@ -4,9 +4,10 @@
  * Content-Security-Policy: everything from this origin, no inline script or style, no framing.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findUp } from '../find-up.ts';
 
 /** URL prefix of the page's assets; the page itself is `/`. */
 export const PLAYGROUND_PREFIX = '/playground/';
@@ -53,17 +54,11 @@ export interface PlaygroundAsset {
   etag: string;
 }
 
-/** The nearest public/ folder holding index.html, walking up from this file (src/server or dist/src/server). */
+/** The nearest public/ folder holding index.html above this file (src/server or dist/src/server). */
 export function findPublicDir(from: string = dirname(fileURLToPath(import.meta.url))): string {
-  let dir = from;
-  for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, 'public');
-    if (existsSync(join(candidate, 'index.html'))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  throw new Error(`the playground's files (public/index.html) were not found above ${from}; start with --no-ui to serve without them`);
+  const index = findUp(join('public', 'index.html'), from);
+  if (!index) throw new Error(`the playground's files (public/index.html) were not found above ${from}; start with --no-ui to serve without them`);
+  return dirname(index);
 }
 
 export function loadPlaygroundAssets(dir: string = findPublicDir()): PlaygroundAsset[] {

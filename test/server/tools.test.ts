@@ -54,12 +54,14 @@ describe('tool calls', () => {
     }
   });
 
-  it('parallel calls: several valid calls in one answer', async () => {
-    // The random model decides how many; a low temperature and enough tokens let the list close.
+  it('parallel calls: every complete call in the list is valid', async () => {
+    // The random model decides how long the list gets; only a call cut by max_tokens may be incomplete.
     const res = await client.chat.completions.create({ model: MODEL_NAME, messages, tools: TOOLS, tool_choice: 'required', seed: 4, max_tokens: 400, temperature: 0 });
     const choice = res.choices[0];
-    if (choice.finish_reason === 'tool_calls') assertValidCalls(choice.message.tool_calls as never, ['get_weather', 'get_time']);
-    else assert.ok((choice.message.tool_calls?.length ?? 0) >= 1);
+    const calls = choice.message.tool_calls ?? [];
+    const complete = choice.finish_reason === 'tool_calls' ? calls : calls.slice(0, -1);
+    assert.ok(calls.length >= 1, 'a call was made');
+    if (complete.length > 0) assertValidCalls(complete as never, ['get_weather', 'get_time']);
   });
 
   it('a named tool: that tool is called', async () => {

@@ -183,7 +183,7 @@ export function toResponseFormat(format: TextFormat | null | undefined): Respons
 }
 
 /** A chat param (as prepareChat's errors name it) -> the Responses param the client sent. */
-export function responsesParam(param: string, origins: readonly MessageOrigin[]): string {
+function responsesParam(param: string, origins: readonly MessageOrigin[]): string {
   const msg = /^messages\[(\d+)\](?:\.tool_calls\[(\d+)\](.*))?/.exec(param);
   if (msg) {
     const origin = origins[Number(msg[1])];
