@@ -1,5 +1,5 @@
 /**
- * npm run model:download [-- --variant cpu-int4|gpu-int4 --out DIR --revision REV --verify]
+ * npm run model:download [-- --model phi-4-mini|qwen2.5-0.5b --variant cpu-int4|gpu-int4 --out DIR --revision REV --verify]
  * Environment: HF_TOKEN (gated/private repos), HF_ENDPOINT (mirror or test server).
  */
 import path from 'node:path';
@@ -9,7 +9,7 @@ import { DEFAULT_REAL_MODEL_DIR } from '../config.ts';
 import { downloadModel, type DownloadSummary } from './download.ts';
 import { DownloadError } from './errors.ts';
 import { barProgress, formatBytes, type ProgressReporter } from './progress.ts';
-import { DEFAULT_ENDPOINT, DEFAULT_REPO, DEFAULT_REVISION, VARIANTS, isVariantName, type VariantName } from './variants.ts';
+import { DEFAULT_ENDPOINT, DEFAULT_MODEL, DEFAULT_REVISION, MODELS, folderOf, hubLocation, isModelName, variantsOf, type HubModel, type ModelName } from './variants.ts';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream;
@@ -22,20 +22,31 @@ export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
+/** The default output folder of `model`. */
+function defaultOut(model: ModelName): string {
+  const entry: HubModel = MODELS[model];
+  return entry.outDir ?? DEFAULT_REAL_MODEL_DIR;
+}
+
+function modelsHelp(): string[] {
+  return (Object.entries(MODELS) as [ModelName, HubModel][]).flatMap(([name, m]) => [
+    `      ${name.padEnd(14)} ${m.about} (output default: ${defaultOut(name)})`,
+    ...Object.entries(m.variants).map(([variant, folder]) => `        --variant ${variant.padEnd(10)} ${hubLocation(m.repo, folder)}`),
+  ]);
+}
+
 export function helpText(): string {
-  const variants = Object.entries(VARIANTS)
-    .map(([name, folder]) => `      ${name.padEnd(10)} ${folder}/`)
-    .join('\n');
   return [
     'Usage: npm run model:download [-- options]',
     '',
-    `Downloads one variant folder of ${DEFAULT_REPO} from the Hugging Face Hub.`,
+    "Downloads one variant folder of a model's ONNX repo from the Hugging Face Hub.",
     'Interrupted downloads resume from FILE.part; complete files are skipped.',
     '',
     'Options:',
-    '  --variant <name>   which export (default: cpu-int4)',
-    variants,
-    `  --out <dir>        output folder (default: ${DEFAULT_REAL_MODEL_DIR})`,
+    `  --model <name>     which model (default: ${DEFAULT_MODEL})`,
+    ...modelsHelp(),
+    "  --variant <name>   which export (default: the model's first)",
+    "  --out <dir>        output folder (default: the model's, above)",
     `  --revision <rev>   branch, tag or commit (default: ${DEFAULT_REVISION})`,
     '  --verify           re-hash files that are already complete',
     '  --retries <n>      resumes per file after a dropped connection (default: 5)',
@@ -51,7 +62,8 @@ export function helpText(): string {
 class UsageError extends Error {}
 
 interface CliArgs {
-  variant: VariantName;
+  model: ModelName;
+  variant: string;
   out: string;
   revision: string;
   verify: boolean;
@@ -66,6 +78,7 @@ function parseCliArgs(argv: readonly string[]): CliArgs | 'help' {
       strict: true,
       allowPositionals: false,
       options: {
+        model: { type: 'string' },
         variant: { type: 'string' },
         out: { type: 'string' },
         revision: { type: 'string' },
@@ -78,9 +91,11 @@ function parseCliArgs(argv: readonly string[]): CliArgs | 'help' {
     throw new UsageError((err as Error).message);
   }
   if (values.help) return 'help';
-  const variant = values.variant ?? 'cpu-int4';
-  if (!isVariantName(variant)) {
-    throw new UsageError(`--variant: expected one of ${Object.keys(VARIANTS).join(', ')}, got "${variant}"`);
+  const model = values.model ?? DEFAULT_MODEL;
+  if (!isModelName(model)) throw new UsageError(`--model: expected one of ${Object.keys(MODELS).join(', ')}, got "${model}"`);
+  const variant = values.variant ?? variantsOf(model)[0];
+  if (folderOf(model, variant) === undefined) {
+    throw new UsageError(`--variant: expected one of ${variantsOf(model).join(', ')}, got "${variant}"`);
   }
   let retries: number | undefined;
   if (values.retries !== undefined) {
@@ -88,7 +103,7 @@ function parseCliArgs(argv: readonly string[]): CliArgs | 'help' {
     retries = Number(values.retries);
   }
   const revision = values.revision?.trim() || DEFAULT_REVISION;
-  return { variant, out: values.out ?? DEFAULT_REAL_MODEL_DIR, revision, verify: values.verify ?? false, retries };
+  return { model, variant, out: values.out ?? defaultOut(model), revision, verify: values.verify ?? false, retries };
 }
 
 /** Runs the command; returns the exit code instead of exiting so tests can call it in-process. */
@@ -109,11 +124,11 @@ export async function runCli(
     return EXIT_OK;
   }
   const endpoint = env.HF_ENDPOINT?.trim() || DEFAULT_ENDPOINT;
-  io.stderr.write(
-    `Downloading ${DEFAULT_REPO}/${VARIANTS[args.variant]}/ (revision ${args.revision}) from ${endpoint} into ${args.out}\n`,
-  );
+  const where = hubLocation(MODELS[args.model].repo, folderOf(args.model, args.variant) ?? '');
+  io.stderr.write(`Downloading ${where} (revision ${args.revision}) from ${endpoint} into ${args.out}\n`);
   try {
     const summary = await downloadModel({
+      model: args.model,
       variant: args.variant,
       outDir: args.out,
       revision: args.revision,
@@ -133,14 +148,14 @@ export async function runCli(
   }
 }
 
-function servingInstructions(summary: DownloadSummary, variant: VariantName): string {
+function servingInstructions(summary: DownloadSummary, variant: string): string {
   const rel = path.relative(process.cwd(), summary.outDir);
   const shown = rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : summary.outDir;
   const dir = /^[\w./-]+$/.test(shown) ? shown : JSON.stringify(shown);
   const extra = variant === 'gpu-int4' ? ' -- --device cuda' : '';
   return [
     '',
-    `Downloaded ${summary.repo}/${summary.folder}/ (revision ${summary.revision}, ${formatBytes(summary.totalBytes)}) into ${summary.outDir}.`,
+    `Downloaded ${hubLocation(summary.repo, summary.folder)} (revision ${summary.revision}, ${formatBytes(summary.totalBytes)}) into ${summary.outDir}.`,
     'Serve it with:',
     '',
     `  MODEL_DIR=${dir} npm start${extra}`,

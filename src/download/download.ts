@@ -1,5 +1,5 @@
 /**
- * downloadModel: one variant folder of the Phi-4-mini ONNX repo into a local folder, flattened
+ * downloadModel: one variant folder of a model's ONNX repo (Phi-4-mini's by default) into a local folder, flattened
  * (the folder's files land directly in outDir), resumable and verified. No environment reading
  * here: the CLI maps HF_ENDPOINT / HF_TOKEN onto the options.
  */
@@ -11,14 +11,17 @@ import { listFolder, type RemoteFile } from './listing.ts';
 import { checkModelFolder, missingRequiredFiles } from './model-folder.ts';
 import { formatBytes, silentProgress, type ProgressReporter } from './progress.ts';
 import { bytesOnDisk, transferFile, type FileReport, type TransferContext } from './transfer.ts';
-import { DEFAULT_ENDPOINT, DEFAULT_REPO, DEFAULT_REVISION, VARIANTS, type VariantName } from './variants.ts';
+import { DEFAULT_ENDPOINT, DEFAULT_MODEL, DEFAULT_REVISION, MODELS, folderOf, hubLocation, variantsOf, type ModelName } from './variants.ts';
 
 export interface DownloadOptions {
-  variant: VariantName;
+  /** Which model's repo (variants.ts); default phi-4-mini. */
+  model?: ModelName;
+  /** One of the model's variants (cpu-int4, ...). */
+  variant: string;
   outDir: string;
   /** Branch, tag or commit; default "main". */
   revision?: string;
-  /** Default microsoft/Phi-4-mini-instruct-onnx. */
+  /** Another repo laid out like the model's; default the model's own. */
   repo?: string;
   /** Hub base URL (the CLI passes HF_ENDPOINT); default https://huggingface.co. */
   endpoint?: string;
@@ -38,7 +41,7 @@ export interface DownloadOptions {
 export interface DownloadSummary {
   repo: string;
   revision: string;
-  /** The repo folder that was downloaded. */
+  /** The repo folder that was downloaded ('' for the repo's root). */
   folder: string;
   /** Absolute path of the output folder. */
   outDir: string;
@@ -48,9 +51,11 @@ export interface DownloadSummary {
 
 export async function downloadModel(opts: DownloadOptions): Promise<DownloadSummary> {
   const outDir = path.resolve(opts.outDir);
-  const repo = opts.repo ?? DEFAULT_REPO;
+  const model = opts.model ?? DEFAULT_MODEL;
+  const repo = opts.repo ?? MODELS[model].repo;
   const revision = opts.revision ?? DEFAULT_REVISION;
-  const folder = VARIANTS[opts.variant];
+  const folder = folderOf(model, opts.variant);
+  if (folder === undefined) throw new DownloadError(`${model} has no variant "${opts.variant}"; it has ${variantsOf(model).join(', ')}.`);
   const progress = opts.progress ?? silentProgress;
   const conn: HubConnection = {
     endpoint: normalizeEndpoint(opts.endpoint ?? DEFAULT_ENDPOINT),
@@ -62,7 +67,7 @@ export async function downloadModel(opts: DownloadOptions): Promise<DownloadSumm
   const files = await listFolder(conn, { repo, revision, folder });
   const missing = missingRequiredFiles(files.map((f) => f.name));
   if (missing.length > 0) {
-    throw new MissingModelFilesError(`the Hub folder ${repo}/${folder} (revision ${revision})`, missing);
+    throw new MissingModelFilesError(`the Hub folder ${hubLocation(repo, folder)} (revision ${revision})`, missing);
   }
   // Small files first: a problem with the configs or tokenizer shows up before gigabytes are spent.
   files.sort((a, b) => a.size - b.size || a.name.localeCompare(b.name));

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { HubApiError, listFiles } from '@huggingface/hub';
 import { DownloadError } from './errors.ts';
 import { hubLibFetch, type HubConnection } from './http.ts';
+import { hubLocation } from './variants.ts';
 
 export interface RemoteFile {
   /** Path in the repo, e.g. cpu_and_mobile/…/model.onnx. */
@@ -55,7 +56,7 @@ export async function listFolder(conn: HubConnection, req: ListRequest): Promise
     throw explainListingError(err, req);
   }
   if (files.length === 0) {
-    throw new DownloadError(`${req.repo} has no files under ${req.folder}/ at revision ${req.revision}.`);
+    throw new DownloadError(`the Hub lists no files in ${hubLocation(req.repo, req.folder)} at revision ${req.revision}.`);
   }
   return files;
 }
@@ -67,14 +68,14 @@ export async function listFolder(conn: HubConnection, req: ListRequest): Promise
 function relativeName(folder: string, repoPath: string): string {
   const rel = path.posix.relative(folder, repoPath);
   if (rel === '' || rel.startsWith('..') || path.posix.isAbsolute(rel) || rel.split('/').includes('..') || rel.includes('\\')) {
-    throw new DownloadError(`the Hub listed an unexpected path ${JSON.stringify(repoPath)} under ${folder}/`);
+    throw new DownloadError(`the Hub listed an unexpected path ${JSON.stringify(repoPath)} under ${folder === '' ? 'the repo root' : `${folder}/`}`);
   }
   return rel;
 }
 
 function explainListingError(err: unknown, req: ListRequest): unknown {
   if (!(err instanceof HubApiError)) return err;
-  const where = `${req.repo} (folder ${req.folder}/, revision ${req.revision})`;
+  const where = `${hubLocation(req.repo, req.folder)} (revision ${req.revision})`;
   if (err.statusCode === 401 || err.statusCode === 403) {
     return new DownloadError(
       `the Hub refused access to ${where} (HTTP ${err.statusCode}): it does not exist, or it is gated/private and needs HF_TOKEN set to a token that can read it.`,

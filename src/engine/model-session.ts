@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
-import { BATCHED_INPUTS, BATCHED_METADATA_KEY, batchedDerivation, newRowsName, prefillInputName, type BatchedGraphInfo } from './graphs/batched-model.ts';
+import { BATCHED_INPUTS, BATCHED_METADATA_KEY, batchedDerivation, newRowsName, prefillInputName, type BatchedGraphInfo, type BatchedIo } from './graphs/batched-model.ts';
 import { ensureDerivedModel, type DerivedModel } from './graphs/derived-model.ts';
 import { int8Derivation, int8WeightBytes } from './graphs/int8-model.ts';
 import { EMBEDDING_METADATA_KEY, EmbeddingReader, INPUTS_EMBEDS, type EmbeddingTable } from './graphs/embedding-input.ts';
@@ -57,11 +57,16 @@ export interface LoadedDecoder {
   runner: StepRunner;
 }
 
+/** What the batched derivations read from the folder's config besides the graph. */
+function batchedIo(config: LoadedModelConfig): BatchedIo {
+  return { inputIds: config.io.inputIds, logits: config.io.logits, contextLength: config.info.contextLength };
+}
+
 /** The batched graph by default; the export's attention (with last-position logits) when asked or when the rewrite fails. */
 function deriveModel(config: LoadedModelConfig, opts: EngineOptions): { derived: DerivedModel; kvUpdate: KvUpdate; kvNote?: string } {
   const lastPosition = () => ensureDerivedModel(config.modelPath, lastPositionDerivation(config.io.logits));
   if (opts.kvUpdate === 'in-place') return { derived: lastPosition(), kvUpdate: 'in-place' };
-  const derived = ensureDerivedModel(config.modelPath, batchedDerivation({ inputIds: config.io.inputIds, logits: config.io.logits }));
+  const derived = ensureDerivedModel(config.modelPath, batchedDerivation(batchedIo(config)));
   if (derived.fallbackReason === undefined) return { derived, kvUpdate: 'batched' };
   return { derived: lastPosition(), kvUpdate: 'in-place', kvNote: derived.fallbackReason };
 }
@@ -140,7 +145,7 @@ async function loadInt8(config: LoadedModelConfig, opts: EngineOptions, threads:
   const progress = hooks.progress;
   const derived = ensureDerivedModel(
     config.modelPath,
-    int8Derivation({ inputIds: config.io.inputIds, logits: config.io.logits }),
+    int8Derivation(batchedIo(config)),
     progress && ((done, total) => progress({ task: 'writing int8 weights (once)', done, total, unit: 'bytes' })),
   );
   if (derived.fallbackReason !== undefined) return { description: { enabled: false, note: `the int8 graph cannot be derived: ${derived.fallbackReason}` } };

@@ -4,7 +4,7 @@ import { buildDecoderGraph } from './decoder-graph.ts';
 import { ExternalDataWriter } from './external-data.ts';
 import { genaiConfig, hfConfig } from './model-configs.ts';
 import { encodeModel } from '../onnx/graph.ts';
-import { PRESETS, type ModelShape, type PresetName } from './presets.ts';
+import { PRESETS, familyOf, rotaryDim, type ModelShape, type PresetName } from './presets.ts';
 import { writeTokenizerFiles } from './tokenizer-files.ts';
 
 export interface BuildOptions {
@@ -19,12 +19,16 @@ export interface BuildOptions {
 /** Weight bytes a shape will write, for progress reporting. */
 export function expectedWeightBytes(s: ModelShape): number {
   const int4 = (k: number, n: number) => n * (k / 32) * 16 + n * (k / 32) * 4;
+  const qkvSize = (s.numHeads + 2 * s.numKvHeads) * s.headSize;
   const perLayer =
-    int4(s.hiddenSize, (s.numHeads + 2 * s.numKvHeads) * s.headSize) +
+    int4(s.hiddenSize, qkvSize) +
+    (s.qkvBias ? qkvSize * 4 : 0) +
     int4(s.numHeads * s.headSize, s.hiddenSize) +
     3 * int4(s.hiddenSize, s.intermediateSize) +
     2 * s.hiddenSize * 4;
-  return s.vocabSize * s.hiddenSize * 4 + s.numLayers * perLayer + int4(s.hiddenSize, s.vocabSize) + s.hiddenSize * 4;
+  // Plain RoPE caches go to the data file in the Qwen2 family (decoder-graph.ts).
+  const caches = familyOf(s) === 'qwen2' && !s.longRope ? 2 * s.contextLength * (rotaryDim(s) / 2) * 4 : 0;
+  return s.vocabSize * s.hiddenSize * 4 + s.numLayers * perLayer + int4(s.hiddenSize, s.vocabSize) + s.hiddenSize * 4 + caches;
 }
 
 /**
@@ -62,7 +66,7 @@ export async function buildSyntheticModel(opts: BuildOptions): Promise<ModelShap
 
   writeJson(join(opts.outDir, 'genai_config.json'), genaiConfig(shape));
   writeJson(join(opts.outDir, 'config.json'), hfConfig(shape));
-  await writeTokenizerFiles(opts.outDir);
+  await writeTokenizerFiles(opts.outDir, familyOf(shape));
   writeFileSync(`${modelPath}.tmp`, bytes);
   renameSync(`${modelPath}.tmp`, modelPath);
   return shape;

@@ -1,7 +1,7 @@
 /**
  * npm run model:build -- --preset NAME --out DIR
- * Builds a random-weight model folder with the exact layout and graph of the
- * onnxruntime-genai Phi-4-mini CPU export.
+ * Builds a random-weight model folder with the exact layout and graph of an
+ * onnxruntime-genai CPU int4 export: Phi-4-mini's, or Qwen2.5's for the qwen presets.
  */
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';

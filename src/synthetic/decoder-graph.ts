@@ -1,12 +1,15 @@
 /**
- * The onnxruntime-genai builder's CPU int4 decoder graph for Phi-3-family models, node for
- * node: tied fp32 Gather embedding, (Skip)SimplifiedLayerNormalization, fused-QKV MatMulNBits,
- * GroupQueryAttention with in-kernel rotary (partial rotary via cache width, LongRoPE caches
- * chosen by an If), SiLU-gated MLP and an int4 lm_head over every position.
+ * The onnxruntime-genai builder's CPU int4 decoder graph, node for node: tied fp32 Gather
+ * embedding, (Skip)SimplifiedLayerNormalization, fused-QKV MatMulNBits, GroupQueryAttention with
+ * in-kernel rotary (partial rotary via cache width, LongRoPE caches chosen by an If), SiLU-gated
+ * MLP and an int4 lm_head over every position. Phi-3-family and Qwen2 models take the same
+ * builder code (builders/base.py); Qwen2 differs only by its q/k/v biases, which the builder packs
+ * into one `qkv_proj/Add` after the packed MatMulNBits (make_attention_input_proj), and by plain
+ * RoPE, whose cos/sin caches are initializers in the external data file like every other tensor.
  */
 import { DType, GraphBuilder, inlineTensor, valueInfo, type GraphProto, type WeightFiller } from '../onnx/graph.ts';
 import type { ExternalDataWriter } from './external-data.ts';
-import { rotaryDim, type ModelShape } from './presets.ts';
+import { familyOf, rotaryDim, type ModelShape } from './presets.ts';
 import { int4Scales, jitteredFloats, quantizedTiedWeights, randomBytes, tensorKey, uniformAt, uniformFloats } from './weights.ts';
 
 const MS = 'com.microsoft';
@@ -93,6 +96,55 @@ function withOutliers(fill: WeightFiller, outliers: ModelShape['outliers']): Wei
   };
 }
 
+/**
+ * The cos/sin caches GroupQueryAttention reads: LongRoPE picks the long cache once the total
+ * length passes the original context (an If over two constant branches); plain RoPE has one pair
+ * of initializers. The genai builder saves every initializer as external data; the Phi presets
+ * keep their plain caches inline (as their fixtures always had them), the Qwen2 family writes
+ * them to model.onnx.data as its export does (2 x 4 MB at Qwen2.5's 32k context).
+ */
+function rotaryCacheInputs(g: GraphBuilder, shape: ModelShape, totalLen64: string): { cos: string; sin: string } {
+  const width = rotaryDim(shape) / 2;
+  const names = { cos: 'cos_cache', sin: 'sin_cache' };
+  if (shape.longRope) {
+    const mscale = longRopeMscale(shape);
+    const short = rotaryCaches(shape, shape.originalContextLength, shape.longRope.shortFactor, mscale);
+    const long = rotaryCaches(shape, shape.contextLength, shape.longRope.longFactor, mscale);
+    const ns = '/model/rotemb_caches_subgraph';
+    const threshold = g.constant(`${ns}/original_max_position_embeddings`, DType.INT64, [], new BigInt64Array([BigInt(shape.originalContextLength)]));
+    const useLong = g.op('Greater', `${ns}/Greater`, [totalLen64, threshold]);
+    g.node('If', [useLong], [names.cos, names.sin], {
+      then_branch: constantCacheBranch('large_rotemb_caches_graph', 'large', shape.contextLength, long, width),
+      else_branch: constantCacheBranch('small_rotemb_caches_graph', 'small', shape.originalContextLength, short, width),
+    }, { name: `${ns}/If` });
+    return names;
+  }
+  const caches = rotaryCaches(shape, shape.contextLength, undefined, 1);
+  const dims = [shape.contextLength, width];
+  for (const [name, data] of [[names.cos, caches.cos], [names.sin, caches.sin]] as const) {
+    if (familyOf(shape) === 'phi3') g.initializers.push(inlineTensor(name, DType.FLOAT, dims, data));
+    else g.weight(name, DType.FLOAT, dims, data.byteLength, floatsFrom(data));
+  }
+  return names;
+}
+
+/** A filler copying an array computed up front. */
+function floatsFrom(data: Float32Array): WeightFiller {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return (chunk, start) => chunk.set(bytes.subarray(start, start + chunk.byteLength));
+}
+
+/**
+ * The builder's make_add_bias: an Add named `name` whose bias initializer is the node name
+ * without its leading slash, dots for slashes, plus `.bias` (model.layers.0.attn.qkv_proj.Add.bias).
+ * Random biases of unit amplitude: large enough to move every attention score.
+ */
+function addBias(g: GraphBuilder, shape: ModelShape, name: string, input: string, size: number): string {
+  const biasName = `${name.slice(1).replaceAll('/', '.')}.bias`;
+  const bias = g.weight(biasName, DType.FLOAT, [size], size * 4, uniformFloats(tensorKey(shape.seed, biasName), 1));
+  return g.op('Add', name, [input, bias]);
+}
+
 export function buildDecoderGraph(shape: ModelShape, external: ExternalDataWriter): GraphProto {
   const g = new GraphBuilder(external);
   const { hiddenSize: H, numHeads, numKvHeads, headSize, intermediateSize: F, vocabSize: V, blockSize } = shape;
@@ -126,26 +178,7 @@ export function buildDecoderGraph(shape: ModelShape, external: ExternalDataWrite
   const totalLen64 = g.op('Gather', `${maskNs}/Gather`, [maskShape, one64], { axis: 0 });
   const totalSeqLen = g.op('Cast', `${maskNs}/Gather/Cast`, [totalLen64], { to: DType.INT32 });
 
-  // Rotary caches: LongRoPE picks the long cache once the total length passes the original context.
-  const width = rotaryDim(shape) / 2;
-  let cosCache = 'cos_cache';
-  let sinCache = 'sin_cache';
-  if (shape.longRope) {
-    const mscale = longRopeMscale(shape);
-    const short = rotaryCaches(shape, shape.originalContextLength, shape.longRope.shortFactor, mscale);
-    const long = rotaryCaches(shape, shape.contextLength, shape.longRope.longFactor, mscale);
-    const ns = '/model/rotemb_caches_subgraph';
-    const threshold = g.constant(`${ns}/original_max_position_embeddings`, DType.INT64, [], new BigInt64Array([BigInt(shape.originalContextLength)]));
-    const useLong = g.op('Greater', `${ns}/Greater`, [totalLen64, threshold]);
-    g.node('If', [useLong], [cosCache, sinCache], {
-      then_branch: constantCacheBranch('large_rotemb_caches_graph', 'large', shape.contextLength, long, width),
-      else_branch: constantCacheBranch('small_rotemb_caches_graph', 'small', shape.originalContextLength, short, width),
-    }, { name: `${ns}/If` });
-  } else {
-    const caches = rotaryCaches(shape, shape.contextLength, undefined, 1);
-    g.initializers.push(inlineTensor(cosCache, DType.FLOAT, [shape.contextLength, width], caches.cos));
-    g.initializers.push(inlineTensor(sinCache, DType.FLOAT, [shape.contextLength, width], caches.sin));
-  }
+  const { cos: cosCache, sin: sinCache } = rotaryCacheInputs(g, shape, totalLen64);
 
   // Tied embedding: fp32 table for Gather, and its int4 quantization as lm_head.
   const embedAmplitude = shape.logitStd * Math.sqrt(3 / H);
@@ -187,7 +220,8 @@ export function buildDecoderGraph(shape: ModelShape, external: ExternalDataWrite
       residual = r.residual;
     }
 
-    const qkv = matMulNBits(`${p}.attn.qkv_proj.MatMul`, normed, H, qkvSize);
+    let qkv = matMulNBits(`${p}.attn.qkv_proj.MatMul`, normed, H, qkvSize);
+    if (shape.qkvBias) qkv = addBias(g, shape, `${np}/attn/qkv_proj/Add`, qkv, qkvSize);
     const gqaName = `${np}/attn/GroupQueryAttention`;
     const attnOut = `${gqaName}/output_0`;
     g.node('GroupQueryAttention', [qkv, '', '', nameAt(IO_NAMES.pastKey, i), nameAt(IO_NAMES.pastValue, i), seqlensK, totalSeqLen, cosCache, sinCache],

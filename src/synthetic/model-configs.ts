@@ -1,14 +1,36 @@
-/** genai_config.json and config.json as the onnxruntime-genai builder and Hugging Face write them. */
+/**
+ * genai_config.json as the onnxruntime-genai builder writes it (make_genai_config): the decoder
+ * section is the same for every family; the token ids, the type and the search defaults come from
+ * the model's config.json and generation_config.json.
+ */
 import { IO_NAMES } from './decoder-graph.ts';
-import type { ModelShape } from './presets.ts';
+import { familyOf, type ModelFamily, type ModelShape } from './presets.ts';
 
-const BOS = 199999;
-const EOS = [200020, 199999];
+export { hfConfig } from './hf-configs.ts';
+
+interface FamilyGeneration {
+  /** `type`: the architecture's name before "For", lower-cased (Phi3ForCausalLM -> phi3). */
+  type: ModelFamily;
+  bos: number;
+  /** generation_config.json's eos_token_id, which overrides config.json's. */
+  eos: number[];
+  pad: number;
+  /** The search values generation_config.json overrides (do_sample, temperature, top_k, top_p). */
+  sampling: { do_sample: boolean; temperature: number; top_k: number; top_p: number };
+}
+
+const GENERATION: Record<ModelFamily, FamilyGeneration> = {
+  // Phi-4-mini-instruct: <|end|> and <|endoftext|>, greedy.
+  phi3: { type: 'phi3', bos: 199999, eos: [200020, 199999], pad: 199999, sampling: { do_sample: false, temperature: 1.0, top_k: 1, top_p: 1.0 } },
+  // Qwen2.5-Instruct: <|im_end|> and <|endoftext|>; bos and pad are <|endoftext|>.
+  qwen2: { type: 'qwen2', bos: 151643, eos: [151645, 151643], pad: 151643, sampling: { do_sample: true, temperature: 0.7, top_k: 20, top_p: 0.8 } },
+};
 
 export function genaiConfig(shape: ModelShape): Record<string, unknown> {
+  const gen = GENERATION[familyOf(shape)];
   return {
     model: {
-      bos_token_id: BOS,
+      bos_token_id: gen.bos,
       context_length: shape.contextLength,
       decoder: {
         session_options: { log_id: 'onnxruntime-genai', provider_options: [] },
@@ -30,14 +52,14 @@ export function genaiConfig(shape: ModelShape): Record<string, unknown> {
         num_hidden_layers: shape.numLayers,
         num_key_value_heads: shape.numKvHeads,
       },
-      eos_token_id: EOS,
-      pad_token_id: BOS,
-      type: 'phi3',
+      eos_token_id: gen.eos,
+      pad_token_id: gen.pad,
+      type: gen.type,
       vocab_size: shape.vocabSize,
     },
     search: {
       diversity_penalty: 0.0,
-      do_sample: false,
+      do_sample: gen.sampling.do_sample,
       early_stopping: true,
       length_penalty: 1.0,
       max_length: shape.contextLength,
@@ -47,55 +69,9 @@ export function genaiConfig(shape: ModelShape): Record<string, unknown> {
       num_return_sequences: 1,
       past_present_share_buffer: true,
       repetition_penalty: 1.0,
-      temperature: 1.0,
-      top_k: 1,
-      top_p: 1.0,
+      temperature: gen.sampling.temperature,
+      top_k: gen.sampling.top_k,
+      top_p: gen.sampling.top_p,
     },
-  };
-}
-
-export function hfConfig(shape: ModelShape): Record<string, unknown> {
-  return {
-    _name_or_path: 'Phi-4-mini-instruct',
-    architectures: ['Phi3ForCausalLM'],
-    attention_bias: false,
-    attention_dropout: 0.0,
-    auto_map: {
-      AutoConfig: 'configuration_phi3.Phi3Config',
-      AutoModelForCausalLM: 'modeling_phi3.Phi3ForCausalLM',
-      AutoTokenizer: 'Xenova/gpt-4o',
-    },
-    bos_token_id: BOS,
-    embd_pdrop: 0.0,
-    eos_token_id: BOS,
-    full_attn_mod: 1,
-    hidden_act: 'silu',
-    hidden_size: shape.hiddenSize,
-    initializer_range: 0.02,
-    intermediate_size: shape.intermediateSize,
-    interpolate_factor: 1,
-    lm_head_bias: false,
-    max_position_embeddings: shape.contextLength,
-    mlp_bias: false,
-    model_type: 'phi3',
-    num_attention_heads: shape.numHeads,
-    num_hidden_layers: shape.numLayers,
-    num_key_value_heads: shape.numKvHeads,
-    head_dim: shape.headSize,
-    original_max_position_embeddings: shape.originalContextLength,
-    pad_token_id: BOS,
-    partial_rotary_factor: shape.partialRotaryFactor,
-    resid_pdrop: 0.0,
-    rms_norm_eps: shape.rmsNormEps,
-    rope_scaling: shape.longRope
-      ? { long_factor: shape.longRope.longFactor, short_factor: shape.longRope.shortFactor, type: 'longrope' }
-      : null,
-    rope_theta: shape.ropeTheta,
-    sliding_window: 262144,
-    tie_word_embeddings: true,
-    torch_dtype: 'bfloat16',
-    transformers_version: '4.45.0',
-    use_cache: true,
-    vocab_size: shape.vocabSize,
   };
 }

@@ -1,5 +1,12 @@
 /** Shapes of the synthetic models. The graph builder reads nothing else. */
 export interface ModelShape {
+  /**
+   * Which model family's export this mirrors (graph details, config files, tokenizer); absent
+   * means phi3. Both come out of the same genai builder code; see decoder-graph.ts.
+   */
+  family?: ModelFamily;
+  /** q/k/v projections with biases (Qwen2), added after the packed QKV MatMulNBits as the builder does. */
+  qkvBias?: boolean;
   vocabSize: number;
   hiddenSize: number;
   intermediateSize: number;
@@ -31,6 +38,8 @@ export interface ModelShape {
   /** A few hidden channels whose norm gains are `factor` times the rest, as real LLM activations have. */
   outliers?: { channels: number[]; factor: number };
 }
+
+export type ModelFamily = 'phi3' | 'qwen2';
 
 // Phi-4-mini-instruct config.json rope_scaling.long_factor.
 const PHI4_LONG_FACTOR = [
@@ -78,6 +87,21 @@ const TINY: ModelShape = {
   logitStd: 4,
 };
 
+/** What every Qwen2.5 export shares (Qwen2.5-0.5B/1.5B-Instruct's config.json). */
+const QWEN25_COMMON = {
+  family: 'qwen2' as const,
+  qkvBias: true,
+  // 151,665 tokens padded to 151,936 rows of embeddings and logits, as in the real checkpoints.
+  vocabSize: 151936,
+  contextLength: 32768,
+  originalContextLength: 32768,
+  ropeTheta: 1000000,
+  partialRotaryFactor: 1,
+  rmsNormEps: 1e-6,
+  blockSize: 32 as const,
+  seed: 2025,
+};
+
 export const PRESETS = {
   tiny: TINY,
   /** The same weights with exact fp32 MatMulNBits, for KV-cache equivalence tests. */
@@ -119,12 +143,44 @@ export const PRESETS = {
     accuracyLevel: 4,
     logitStd: 4,
   },
+  /**
+   * The second family, small: Qwen2.5's graph (QKV bias, full rotary with theta 1e6 and one cache,
+   * 32k context) and tokenizer, with Qwen2.5-0.5B's 7 query heads per KV head, and exact
+   * MatMulNBits so derived graphs can be compared with it exactly.
+   */
+  'tiny-qwen': {
+    ...QWEN25_COMMON,
+    hiddenSize: 64,
+    intermediateSize: 128,
+    numLayers: 3,
+    numHeads: 14,
+    numKvHeads: 2,
+    headSize: 32,
+    accuracyLevel: 0,
+    logitStd: 4,
+  },
+  /** Qwen2.5-0.5B-Instruct's real dimensions, for benchmarks. */
+  'qwen2.5-0.5b-shape': {
+    ...QWEN25_COMMON,
+    hiddenSize: 896,
+    intermediateSize: 4864,
+    numLayers: 24,
+    numHeads: 14,
+    numKvHeads: 2,
+    headSize: 64,
+    accuracyLevel: 4,
+    logitStd: 4,
+  },
 } satisfies Record<string, ModelShape>;
 
 export type PresetName = keyof typeof PRESETS;
 
 export function isPresetName(name: string): name is PresetName {
   return Object.hasOwn(PRESETS, name);
+}
+
+export function familyOf(shape: ModelShape): ModelFamily {
+  return shape.family ?? 'phi3';
 }
 
 export function rotaryDim(shape: ModelShape): number {

@@ -19,7 +19,7 @@ import {
   classifyTransportError,
 } from '../../src/download/errors.ts';
 import { recordingProgress, silentProgress } from '../../src/download/progress.ts';
-import { DEFAULT_REPO, VARIANTS } from '../../src/download/variants.ts';
+import { DEFAULT_REPO, MODELS, VARIANTS } from '../../src/download/variants.ts';
 import { bytes, closedPort, sha256, startFakeHub, type FakeFile, type FakeHub } from './fake-hub.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -262,6 +262,64 @@ describe('downloadModel', () => {
 
   it('a missing revision is reported as not found', async () => {
     await assert.rejects(downloadModel(options({ revision: 'no-such-branch' })), /not found on the Hub.*--revision/);
+  });
+});
+
+/** The Qwen2.5 export keeps its files at the repo's root, with the tokenizer files save_pretrained writes. */
+const QWEN_REPO = MODELS['qwen2.5-0.5b'].repo;
+const QWEN_FILES: FakeFile[] = [
+  ...variantFiles('x', 40).map((f) => ({ ...f, path: f.path.slice('x/'.length) })),
+  { path: 'vocab.json', content: Buffer.from('{"!": 0}') },
+  { path: '.gitattributes', content: Buffer.from('*.onnx.data filter=lfs diff=lfs merge=lfs -text\n') },
+];
+
+describe('a model whose export sits at the repo root (qwen2.5-0.5b)', () => {
+  let qwenHub: FakeHub;
+  before(async () => {
+    qwenHub = await startFakeHub({ repo: QWEN_REPO, files: QWEN_FILES });
+  });
+  after(async () => qwenHub.close());
+  beforeEach(() => {
+    qwenHub.requests.length = 0;
+  });
+
+  it('downloads the whole root, byte for byte, from its own repo', async () => {
+    const summary = await downloadModel(options({ model: 'qwen2.5-0.5b', endpoint: qwenHub.url }));
+    assert.equal(summary.repo, QWEN_REPO);
+    assert.equal(summary.folder, '');
+    assert.deepEqual((await readdir(out)).sort(), QWEN_FILES.map((f) => f.path).sort());
+    for (const f of QWEN_FILES) assert.ok((await readFile(path.join(out, f.path))).equals(f.content), f.path);
+    assert.equal(qwenHub.requests.filter((r) => r.url.startsWith('/api/')).map((r) => r.url.split('?')[0]).join(), `/api/models/${QWEN_REPO}/tree/main`);
+  });
+
+  it('refuses a variant the model does not have', async () => {
+    await assert.rejects(downloadModel(options({ model: 'qwen2.5-0.5b', variant: 'gpu-int4', endpoint: qwenHub.url })), /qwen2\.5-0\.5b has no variant "gpu-int4"; it has cpu-int4/);
+    assert.equal(qwenHub.requests.length, 0);
+  });
+
+  it('the CLI takes --model, defaults to its cpu-int4 variant and tells where it came from', async () => {
+    const stdout = new Sink();
+    const stderr = new Sink();
+    const code = await runCli(['--model', 'qwen2.5-0.5b', '--out', out], { HF_ENDPOINT: qwenHub.url }, {
+      stdout,
+      stderr: stderr as unknown as NodeJS.WriteStream,
+      progress: silentProgress,
+    });
+    assert.equal(code, 0, stderr.text);
+    assert.ok(stderr.text.startsWith(`Downloading ${QWEN_REPO}/ (revision main)`), stderr.text);
+    assert.ok(stdout.text.includes(`Downloaded ${QWEN_REPO}/ (revision main`), stdout.text);
+    assert.ok(existsSync(path.join(out, 'model.onnx.data')));
+  });
+
+  it('the CLI rejects an unknown model, and a variant of another model, with usage', async () => {
+    for (const [args, message] of [
+      [['--model', 'llama'], /--model: expected one of phi-4-mini, qwen2\.5-0\.5b, got "llama"/],
+      [['--model', 'qwen2.5-0.5b', '--variant', 'gpu-int4'], /--variant: expected one of cpu-int4, got "gpu-int4"/],
+    ] as const) {
+      const stderr = new Sink();
+      assert.equal(await runCli(args, {}, { stdout: new Sink(), stderr: stderr as unknown as NodeJS.WriteStream }), 2);
+      assert.match(stderr.text, message);
+    }
   });
 });
 

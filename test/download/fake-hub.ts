@@ -174,26 +174,30 @@ export async function startFakeHub(opts: FakeHubOptions): Promise<FakeHub> {
   const cdnUrl = await listen(cdn);
 
   const repoPrefix = `/${opts.repo}/resolve/${revision}/`;
-  const treePrefix = `/api/models/${opts.repo}/tree/${revision}/`;
+  const treeRoot = `/api/models/${opts.repo}/tree/${revision}`;
+  /** The folder a tree request lists ('' for the repo's root, which @huggingface/hub asks for without a slash), or undefined. */
+  const treeFolder = (pathname: string): string | undefined =>
+    pathname === treeRoot ? '' : pathname.startsWith(`${treeRoot}/`) ? pathname.slice(treeRoot.length + 1).replace(/\/$/, '') : undefined;
 
   const hub = http.createServer((req, res) => {
     record('hub', req);
     const url = new URL(req.url ?? '/', 'http://fake');
     const pathname = decodeURIComponent(url.pathname);
-    if ((pathname.startsWith(treePrefix) || pathname.startsWith(repoPrefix)) && !authorized(req)) {
+    const folder = treeFolder(pathname);
+    if ((folder !== undefined || pathname.startsWith(repoPrefix)) && !authorized(req)) {
       sendJson(res, 401, { error: 'Invalid credentials in Authorization header' }, { 'x-error-code': 'RepoNotFound' });
       return;
     }
-    if (pathname.startsWith(treePrefix)) {
-      const folder = pathname.slice(treePrefix.length).replace(/\/$/, '');
+    if (folder !== undefined) {
       const recursive = url.searchParams.get('recursive') === 'true';
-      const under = opts.files.filter((f) => f.path.startsWith(`${folder}/`));
+      const prefix = folder === '' ? '' : `${folder}/`;
+      const under = opts.files.filter((f) => f.path.startsWith(prefix));
       if (under.length === 0) {
         sendJson(res, 404, { error: `Entry not found` }, { 'x-error-code': 'EntryNotFound' });
         return;
       }
       const entries = under
-        .filter((f) => recursive || !f.path.slice(folder.length + 1).includes('/'))
+        .filter((f) => recursive || !f.path.slice(prefix.length).includes('/'))
         .map((f) => ({
           type: 'file',
           path: f.path,

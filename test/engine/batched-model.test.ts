@@ -1,7 +1,8 @@
 /**
  * The derived batched graph: written beside the export (which it leaves alone), it reads KV blocks
  * as inputs and returns only the step's new rows; LongRoPE's switch to its long cache happens per
- * sequence as in the export; and a graph it does not reproduce keeps the export's attention.
+ * sequence as in the export; Qwen2's QKV bias and single full-width cache carry over; and a graph it
+ * does not reproduce keeps the export's attention.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import onnxProto from 'onnx-proto';
 import { Engine } from '../../src/engine/engine.ts';
-import { BATCHED_INPUTS, newRowsName, prefillInputName } from '../../src/engine/graphs/batched-model.ts';
+import { BATCHED_INPUTS, BATCHED_METADATA_KEY, newRowsName, prefillInputName } from '../../src/engine/graphs/batched-model.ts';
 import { derivedModelPath } from '../../src/engine/graphs/derived-model.ts';
 import { Stepper, maxAbsDiff } from '../helpers/decoder.ts';
 import { FIXTURES } from '../setup/model-paths.ts';
@@ -89,7 +90,8 @@ test('a graph the rewrite does not reproduce (sliding window) keeps the export a
     const model = onnx.ModelProto.decode(readFileSync(join(FIXTURES['tiny-alt'], 'model.onnx')));
     for (const node of model.graph!.node!) {
       if (node.opType !== 'GroupQueryAttention') continue;
-      node.attribute!.find((a) => a.name === 'local_window_size')!.i = 1_000_000;
+      // A real window: narrower than tiny-alt's 4,096-position context (a wider one never slides).
+      node.attribute!.find((a) => a.name === 'local_window_size')!.i = 1024;
     }
     writeFileSync(join(dir, 'model.onnx'), onnx.ModelProto.encode(model).finish());
     // A copy, not a symlink: ORT refuses external data that resolves outside the model folder.
@@ -102,6 +104,65 @@ test('a graph the rewrite does not reproduce (sliding window) keeps the export a
     } finally {
       await engine.close();
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tiny-qwen: the batched graph keeps the QKV bias Adds before its Split and rotates by the one full-width cache', async () => {
+  const original = join(FIXTURES['tiny-qwen'], 'model.onnx');
+  const stepper = await Stepper.open({ modelDir: FIXTURES['tiny-qwen'], threads: 1 });
+  try {
+    assert.equal(stepper.decoder.description.kvUpdate, 'batched');
+    assert.equal(stepper.decoder.description.kvNote, undefined);
+  } finally {
+    await stepper.release();
+  }
+  const model = onnx.ModelProto.decode(readFileSync(derivedModelPath(original, 'batched')));
+  const graph = model.graph!;
+  const nodes = graph.node!;
+  for (let layer = 0; layer < 3; layer++) {
+    const add = nodes.find((n) => n.name === `/model/layers.${layer}/attn/qkv_proj/Add`);
+    assert.ok(add, `layer ${layer}: bias Add missing`);
+    assert.deepEqual(add.input, [`/model/layers.${layer}/attn/qkv_proj/MatMul/output_0`, `model.layers.${layer}.attn.qkv_proj.Add.bias`]);
+    const split = nodes.find((n) => n.name === `/model/layers.${layer}/attn/GroupQueryAttention/batched/Split`)!;
+    assert.equal(split.input![0], add.output![0]);
+  }
+  // No If, no rope switch: every rotation reads the export's own cos_cache/sin_cache, over the whole head (32).
+  const rotary = nodes.filter((n) => n.opType === 'RotaryEmbedding');
+  assert.equal(rotary.length, 2 * 3);
+  for (const n of rotary) {
+    assert.deepEqual(n.input!.slice(2), ['cos_cache', 'sin_cache']);
+    assert.equal(Number(n.attribute!.find((a) => a.name === 'rotary_embedding_dim')!.i), 32);
+  }
+  const cache = graph.initializer!.find((t) => t.name === 'cos_cache')!;
+  assert.deepEqual(cache.dims!.map(Number), [32768, 16]);
+  assert.equal(cache.dataLocation, onnx.TensorProto.DataLocation.EXTERNAL);
+  assert.equal(model.metadataProps.find((p) => p.key === BATCHED_METADATA_KEY)?.value, '{}');
+});
+
+test("a window as wide as the context (what the builder writes from an older transformers' Qwen2 config) keeps the batched graph, with the same logits", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'full-window-'));
+  const source = FIXTURES['tiny-qwen'];
+  try {
+    const model = onnx.ModelProto.decode(readFileSync(join(source, 'model.onnx')));
+    for (const node of model.graph!.node!) {
+      if (node.opType === 'GroupQueryAttention') node.attribute!.find((a) => a.name === 'local_window_size')!.i = 32768;
+    }
+    writeFileSync(join(dir, 'model.onnx'), onnx.ModelProto.encode(model).finish());
+    for (const f of ['model.onnx.data', 'genai_config.json']) copyFileSync(join(source, f), join(dir, f));
+    const prompt = Array.from({ length: 21 }, (_, i) => 500 + i * 613);
+    const logits: Float32Array[] = [];
+    for (const modelDir of [dir, source]) {
+      const stepper = await Stepper.open({ modelDir, threads: 1 });
+      try {
+        assert.equal(stepper.decoder.description.kvUpdate, 'batched');
+        logits.push(await stepper.prefill(stepper.block(), prompt));
+      } finally {
+        await stepper.release();
+      }
+    }
+    assert.equal(maxAbsDiff(logits[0], logits[1]), 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

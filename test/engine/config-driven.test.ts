@@ -5,25 +5,40 @@ import { Engine } from '../../src/engine/engine.ts';
 import { DEFAULT_SAMPLING } from '../../src/engine/types.ts';
 import { FIXTURES } from '../setup/model-paths.ts';
 
-test('tiny-alt (3 layers, 12 query and 4 KV heads of 32, plain RoPE, 4k context) loads and generates', async () => {
-  const engine = await Engine.load({ modelDir: FIXTURES['tiny-alt'], threads: 1 });
-  try {
-    assert.equal(engine.info.numLayers, 3);
-    assert.equal(engine.info.numKvHeads, 4);
-    assert.equal(engine.info.headSize, 32);
-    assert.equal(engine.info.contextLength, 4096);
-    let tokens = 0;
-    let finish: string | undefined;
-    for await (const e of engine.generate({ promptIds: [1, 2, 3, 4, 5], maxTokens: 8, sampling: { ...DEFAULT_SAMPLING, seed: 1 } })) {
-      if (e.type === 'token') tokens++;
-      else if (e.type === 'done') finish = e.finishReason;
+const SHAPES = [
+  {
+    fixture: 'tiny-alt',
+    what: '3 layers, 12 query and 4 KV heads of 32, plain RoPE, 4k context',
+    info: { modelType: 'phi3', numLayers: 3, numKvHeads: 4, headSize: 32, contextLength: 4096, vocabSize: 200064, eosTokenIds: [200020, 199999] },
+  },
+  {
+    fixture: 'tiny-qwen',
+    what: 'the Qwen2 family: QKV bias, 14 query and 2 KV heads of 32, theta 1e6, 32k context',
+    info: { modelType: 'qwen2', numLayers: 3, numKvHeads: 2, headSize: 32, contextLength: 32768, vocabSize: 151936, eosTokenIds: [151645, 151643] },
+  },
+] as const;
+
+for (const { fixture, what, info } of SHAPES) {
+  test(`${fixture} (${what}) loads and generates`, async () => {
+    // Stops only at max_tokens: the random model may sample an eos id.
+    const sampling = { ...DEFAULT_SAMPLING, seed: 1, logitBias: new Map(info.eosTokenIds.map((id) => [id, -100])) };
+    const engine = await Engine.load({ modelDir: FIXTURES[fixture], threads: 1 });
+    try {
+      for (const [key, value] of Object.entries(info)) assert.deepEqual(engine.info[key as keyof typeof info], value, key);
+      assert.equal(engine.session.kvUpdate, 'batched');
+      let tokens = 0;
+      let finish: string | undefined;
+      for await (const e of engine.generate({ promptIds: [1, 2, 3, 4, 5], maxTokens: 8, sampling })) {
+        if (e.type === 'token') tokens++;
+        else if (e.type === 'done') finish = e.finishReason;
+      }
+      assert.equal(tokens, 8);
+      assert.equal(finish, 'length');
+    } finally {
+      await engine.close();
     }
-    assert.equal(tokens, 8);
-    assert.equal(finish, 'length');
-  } finally {
-    await engine.close();
-  }
-});
+  });
+}
 
 test('a missing model folder gets an error that names the missing file', async () => {
   await assert.rejects(Engine.load({ modelDir: '/nonexistent/model' }), /genai_config\.json is missing/);

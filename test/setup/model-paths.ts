@@ -8,4 +8,6 @@ export const FIXTURES = {
   tiny: join(root, 'models', 'tiny'),
   'tiny-exact': join(root, 'models', 'tiny-exact'),
   'tiny-alt': join(root, 'models', 'tiny-alt'),
+  /** The second family: Qwen2.5's graph and tokenizer. */
+  'tiny-qwen': join(root, 'models', 'tiny-qwen'),
 } as const;

@@ -61,17 +61,26 @@ export function prefillInputName(pastName: string): string {
 export interface BatchedIo {
   inputIds: string;
   logits: string;
+  /** The model's context length (genai_config.json): a sliding window at least this wide never slides. */
+  contextLength?: number;
 }
 
 const HANDLED_ATTRIBUTES = new Set(['num_heads', 'kv_num_heads', 'scale', 'do_rotary', 'rotary_interleaved', 'local_window_size', 'softcap', 'smooth_softmax']);
 
-/** Throws when the node uses a feature the rewrite does not reproduce, so the caller keeps the export's attention. */
-function checkSupported(node: NodeProto): void {
+/**
+ * Throws when the node uses a feature the rewrite does not reproduce, so the caller keeps the
+ * export's attention. The builder writes config.json's `sliding_window` as `local_window_size`
+ * even when the model does not use it (Qwen2 configs saved by transformers before 4.44 carry
+ * `sliding_window: 32768` with `use_sliding_window: false`); a window as wide as the context never
+ * drops a position, so it is full attention.
+ */
+function checkSupported(node: NodeProto, contextLength = Infinity): void {
   const name = node.name ?? 'GroupQueryAttention';
   for (const a of node.attribute ?? []) {
     if (!HANDLED_ATTRIBUTES.has(a.name ?? '')) throw new Error(`${name}: attribute ${a.name} is not supported by the batched rewrite`);
   }
-  if (intAttribute(node, 'local_window_size', -1) !== -1) throw new Error(`${name}: sliding-window attention is not supported by the batched rewrite`);
+  const window = intAttribute(node, 'local_window_size', -1);
+  if (window !== -1 && window < contextLength) throw new Error(`${name}: sliding-window attention is not supported by the batched rewrite`);
   if (floatAttribute(node, 'softcap', 0) !== 0) throw new Error(`${name}: softcap is not supported by the batched rewrite`);
   if (intAttribute(node, 'smooth_softmax', 0) !== 0) throw new Error(`${name}: smooth_softmax is not supported by the batched rewrite`);
 }
@@ -305,7 +314,7 @@ export function rewriteForBatches(model: ModelProto, io: BatchedIo): BatchedGrap
   const nodes = graph.node ?? [];
   const attentions = nodes.filter((n) => n.opType === 'GroupQueryAttention' && n.domain === MS);
   if (attentions.length === 0) throw new Error('no GroupQueryAttention node to rewrite');
-  attentions.forEach(checkSupported);
+  for (const node of attentions) checkSupported(node, io.contextLength);
   const firstPastKey = attentions[0].input?.[3];
   if (!firstPastKey) throw new Error('GroupQueryAttention without past_key');
 
