@@ -1,6 +1,7 @@
 /**
- * GET /health: the process is up (liveness). GET /ready: the model is loaded and new work is
- * accepted (readiness); 503 with the reason otherwise. Neither needs an API key.
+ * GET /health: the process is up (liveness). GET /ready: the server takes requests (readiness:
+ * started, not shutting down, and not every model failed); 503 with the reason otherwise.
+ * Per-model readiness is the `state` of GET /v1/models/{id}. Neither needs an API key.
  */
 import type { FastifyInstance } from 'fastify';
 import { sendApiError, notReady } from '../src/server/errors.ts';
@@ -9,11 +10,11 @@ export default async function healthRoutes(app: FastifyInstance): Promise<void> 
   app.get('/health', { config: { public: true } }, async () => ({ status: 'ok' }));
 
   app.get('/ready', { config: { public: true } }, async (_request, reply) => {
-    const host = app.modelHost;
-    const status = host.status;
-    if (status === 'ready' && host.context) {
-      return { status: 'ready', model: host.context.modelName };
-    }
-    return sendApiError(reply, notReady(status === 'ready' ? 'loading' : status));
+    const status = app.models.status;
+    if (status !== 'ready') return sendApiError(reply, notReady(status));
+    const entries = app.models.list();
+    const loaded = entries.filter((e) => e.state === 'loaded').map((e) => e.name);
+    // One model: its name, as before; several: which are loaded.
+    return entries.length === 1 ? { status: 'ready', model: entries[0].name } : { status: 'ready', models: entries.length, loaded };
   });
 }

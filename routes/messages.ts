@@ -3,7 +3,7 @@
  * these routes (validation, auth, 404 model, 429, 503...) is sent in Anthropic's envelope.
  */
 import type { FastifyInstance } from 'fastify';
-import { serveOptions } from '../src/server/http.ts';
+import { leaseModel, serveOptions } from '../src/server/http.ts';
 import {
   countTokensRequestSchema,
   messagesRequestSchema,
@@ -18,7 +18,7 @@ export default async function messagesRoutes(app: FastifyInstance): Promise<void
     '/v1/messages',
     { schema: { body: messagesRequestSchema }, config: { errorFormat: 'anthropic' } },
     async (request, reply) => {
-      const ctx = app.modelHost.require();
+      const ctx = await leaseModel(request, reply, request.body.model, request.body.keep_alive);
       const result = await createMessage(ctx, request.body, serveOptions(request, reply));
       return result.kind === 'json' ? result.body : sendSse(reply, result.chunks, 'typed');
     },
@@ -27,6 +27,6 @@ export default async function messagesRoutes(app: FastifyInstance): Promise<void
   app.post<{ Body: CountTokensRequest }>(
     '/v1/messages/count_tokens',
     { schema: { body: countTokensRequestSchema }, config: { errorFormat: 'anthropic' } },
-    async (request) => countTokens(app.modelHost.require(), request.body),
+    async (request, reply) => countTokens(await leaseModel(request, reply, request.body.model, request.body.keep_alive), request.body),
   );
 }

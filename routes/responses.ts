@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { invalidRequest } from '../src/server/errors.ts';
-import { serveOptions } from '../src/server/http.ts';
+import { leaseModel, serveOptions } from '../src/server/http.ts';
 import { createResponseRequestSchema, type CreateResponseRequest } from '../src/server/protocol/responses.ts';
 import { ResponseStore } from '../src/server/serving/response-store.ts';
 import { createResponse, deleteResponse, retrieveResponse } from '../src/server/serving/responses.ts';
@@ -21,7 +21,7 @@ export default async function responsesRoutes(app: FastifyInstance, opts: Respon
   app.addHook('onClose', async () => store.close());
 
   app.post<{ Body: CreateResponseRequest }>('/v1/responses', { schema: { body: createResponseRequestSchema } }, async (request, reply) => {
-    const ctx = app.modelHost.require();
+    const ctx = await leaseModel(request, reply, request.body.model, request.body.keep_alive);
     const result = await createResponse(ctx, store, request.body, serveOptions(request, reply));
     return result.kind === 'json' ? result.body : sendSse(reply, result.chunks, 'typed');
   });

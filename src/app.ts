@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import chatRoutes from '../routes/chat.ts';
+import adminRoutes from '../routes/admin.ts';
 import completionRoutes from '../routes/completions.ts';
 import healthRoutes from '../routes/health.ts';
 import messagesRoutes from '../routes/messages.ts';
@@ -19,11 +20,8 @@ import playgroundRoutes from '../routes/playground.ts';
 import responsesRoutes from '../routes/responses.ts';
 import type { ServerConfig } from './config.ts';
 import { findUp } from './find-up.ts';
-import { Engine } from './engine/engine.ts';
 import { collectGarbage } from './engine/gc.ts';
-import type { Int8Calibration } from './engine/int8-calibration.ts';
-import type { EngineOptions } from './engine/types.ts';
-import { Admission } from './server/admission.ts';
+import { loadProgressChannel, type LoadProgress } from './engine/load-progress.ts';
 import { registerApiKeyAuth } from './server/auth.ts';
 import { registerOpenApi } from './server/docs/openapi.ts';
 import { clientErrorHandler, frameworkErrorHandler } from './server/early-errors.ts';
@@ -32,15 +30,20 @@ import './server/fastify-types.ts';
 import { loggerOptions } from './server/logging.ts';
 import { ServingMetrics } from './server/metrics.ts';
 import { RequestObserver, isApiRoute } from './server/observe.ts';
+import { describeModelFolder, scanModelsDir, type ModelSource } from './server/models/catalog.ts';
 import {
-  systemFingerprint,
-  type GenerationBackend,
-  type ServingContext,
-  type TokenizerLike,
-} from './server/serving/context.ts';
-import { ModelHost } from './server/state.ts';
-import { ServingEvents } from './server/trace.ts';
-import { ChatTokenizer } from './tokenizer/tokenizer.ts';
+  createServingContext,
+  describeModel,
+  footprint,
+  kvBudgetFor,
+  loadModel,
+  modelsMemoryBudget,
+  type LoadedModel,
+} from './server/models/loading.ts';
+import { ModelRegistry, type LoadedServing } from './server/models/registry.ts';
+import type { ServingContext } from './server/serving/context.ts';
+
+export { loadModel, type LoadedModel } from './server/models/loading.ts';
 
 /** The package's version, for the API docs. */
 const PACKAGE_VERSION = ((): string => {
@@ -48,24 +51,18 @@ const PACKAGE_VERSION = ((): string => {
   return file ? (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version : 'unknown';
 })();
 
-export interface LoadedModel {
-  engine: GenerationBackend;
-  tokenizer: TokenizerLike;
-  /** Wall time of loadModel (engine + tokenizer), when known. */
-  loadSeconds?: number;
-}
-
 export interface AppOptions {
   /**
-   * An already-loaded model (tests share one engine between apps). Without it the app loads
-   * config.modelDir itself and closes the engine on app.close().
+   * An already-loaded model served as config.modelName (tests share one engine between apps);
+   * never unloaded. Without it the app loads its models itself and closes them on app.close().
    */
   model?: LoadedModel;
   /** Close `model.engine` on app.close(); default: only when the app loaded it. */
   ownsEngine?: boolean;
   /**
-   * 'await' (default): buildApp resolves once the model is loaded (or rejects).
-   * 'background': resolves at once; /ready answers 503 until `app.modelHost.loaded` settles.
+   * 'await' (default): buildApp resolves once the preloaded models are loaded (or rejects when the
+   * one --model-dir model fails). 'background': resolves at once; /ready answers 503 until
+   * `app.modelsStarted` settles.
    */
   load?: 'await' | 'background';
   /** A pino logger, or Fastify logger options; default: JSON lines at config.logLevel. */
@@ -76,100 +73,6 @@ export interface AppOptions {
 
 /** Request ids from clients are echoed only if they are short and plain (they land in logs). */
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-export async function loadModel(config: ServerConfig): Promise<LoadedModel> {
-  const t0 = performance.now();
-  const [engine, tokenizer] = await Promise.all([
-    Engine.load(engineOptions(config)),
-    ChatTokenizer.load(config.modelDir),
-  ]);
-  return { engine, tokenizer, loadSeconds: (performance.now() - t0) / 1000 };
-}
-
-export function engineOptions(config: ServerConfig): EngineOptions {
-  return {
-    modelDir: config.modelDir,
-    threads: config.threads,
-    contextLength: config.contextLength,
-    device: config.device,
-    kvUpdate: config.kvUpdate,
-    int8Steps: config.int8Steps,
-    int8MinRows: config.int8MinRows,
-    prefillChunk: config.prefillChunk,
-    maxRunningSeqs: config.maxRunningSeqs,
-    maxBatchTokens: config.maxBatchTokens,
-    kvCacheBytes: config.kvCacheGib !== undefined ? Math.floor(config.kvCacheGib * 1024 ** 3) : undefined,
-    prefixCache: config.prefixCache,
-    prefixCacheIdleMs: config.prefixCacheIdleSec !== undefined ? config.prefixCacheIdleSec * 1000 : undefined,
-  };
-}
-
-export function createServingContext(config: ServerConfig, model: LoadedModel): ServingContext {
-  const info = model.engine.info;
-  return {
-    config,
-    modelName: config.modelName,
-    servedNames: [config.modelName, ...config.modelAliases.filter((a) => a !== config.modelName)],
-    engine: model.engine,
-    tokenizer: model.tokenizer,
-    admission: new Admission({ maxRunning: model.engine.limits.maxRunningSeqs, maxQueue: config.maxQueue }),
-    events: new ServingEvents(),
-    contextLength: Math.min(info.contextLength, config.contextLength ?? Number.POSITIVE_INFINITY),
-    systemFingerprint: systemFingerprint(config.modelName, info),
-    loadedAt: Math.floor(Date.now() / 1000),
-    draining: new AbortController(),
-    shutdown: new AbortController(),
-  };
-}
-
-/** What the startup log says about the model and how it runs (no secrets, no paths beyond the folder). */
-export function describeModel(ctx: ServingContext, loadSeconds: number | undefined): Record<string, unknown> {
-  const info = ctx.engine.info;
-  const session = ctx.engine.session;
-  return {
-    model: ctx.modelName,
-    aliases: ctx.servedNames.slice(1),
-    modelDir: info.dir,
-    modelType: info.modelType,
-    shape: {
-      layers: info.numLayers,
-      hiddenSize: info.hiddenSize,
-      kvHeads: info.numKvHeads,
-      headSize: info.headSize,
-      vocabSize: info.vocabSize,
-      contextLength: ctx.contextLength,
-    },
-    ...(session
-      ? {
-          executionProvider: session.executionProvider,
-          threads: session.threads,
-          graphOptimizationLevel: session.graphOptimizationLevel,
-          logits: session.logits,
-          ...(session.logitsNote ? { logitsNote: session.logitsNote } : {}),
-          kvUpdate: session.kvUpdate,
-          ...(session.kvNote ? { kvNote: session.kvNote } : {}),
-          ...(session.deviceNote ? { deviceNote: session.deviceNote } : {}),
-          int8Steps: session.int8.enabled ? { minRows: session.int8.minRows, how: session.int8.note } : { off: session.int8.note },
-          ...(session.int8.calibration ? { int8Calibration: describeCalibration(session.int8.calibration) } : {}),
-          sessionLoadSeconds: +(session.loadMs / 1000).toFixed(2),
-        }
-      : {}),
-    scheduling: {
-      maxRunningSeqs: ctx.engine.limits.maxRunningSeqs,
-      maxBatchTokens: ctx.engine.limits.maxBatchTokens ?? 'auto',
-      stepCostMs: { fixed: +ctx.engine.limits.stepCost.fixedMs.toFixed(1), perToken: +ctx.engine.limits.stepCost.perTokenMs.toFixed(2) },
-      prefillChunk: ctx.engine.limits.prefillChunk,
-      kvCacheGib: +(ctx.engine.limits.kvBudgetBytes / 1024 ** 3).toFixed(2),
-      prefixCache: ctx.engine.limits.prefixCache,
-    },
-    ...(loadSeconds !== undefined ? { loadSeconds: +loadSeconds.toFixed(2) } : {}),
-  };
-}
-
-/** "rows: int4 ms / int8 ms" for the startup log. */
-function describeCalibration(c: Int8Calibration): Record<string, string> {
-  return Object.fromEntries(c.rows.map((rows, i) => [String(rows), `${c.int4Ms[i].toFixed(2)} / ${c.int8Ms[i].toFixed(2)} ms`]));
-}
 
 function isPinoLogger(x: unknown): x is Logger {
   return typeof x === 'object' && x !== null && typeof (x as Logger).child === 'function' && 'level' in x;
@@ -212,13 +115,18 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
     },
   }) as unknown as FastifyInstance;
 
-  const host = new ModelHost();
-  const metrics = new ServingMetrics({ modelName: config.modelName, processMetrics: opts.processMetrics });
+  const metrics = new ServingMetrics({ ...(config.modelsDir ? {} : { modelName: config.modelName }), processMetrics: opts.processMetrics });
   const observer = new RequestObserver(metrics, config.logContent);
-  app.decorate('modelHost', host);
+  const registry = createRegistry(app, config, opts, metrics, observer);
+  metrics.countModelsWith(() => {
+    const entries = registry.list();
+    return { loaded: entries.filter((e) => e.state === 'loaded').length, listed: entries.length };
+  });
+  app.decorate('models', registry);
   app.decorate('metrics', metrics);
   app.decorate('inflight', observer.inflight);
   app.decorateRequest('trace', null);
+  app.decorateRequest('modelLease', null);
   registerErrorHandlers(app);
 
   // Clients (curl -d) often omit or mislabel the content type; every body is read as JSON.
@@ -230,7 +138,7 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     // While draining, clients should not reuse the connection.
-    if (host.status === 'draining') reply.header('connection', 'close');
+    if (registry.status === 'draining') reply.header('connection', 'close');
   });
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
@@ -243,51 +151,121 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
   registerApiKeyAuth(app, config.apiKeys);
   app.addHook('onRequest', async (request) => {
     // Refuse early (before reading the body) while loading, failed or shutting down.
-    if (isApiRoute(request)) host.require();
+    if (isApiRoute(request)) registry.requireReady();
   });
 
   await registerOpenApi(app, PACKAGE_VERSION);
   await app.register(healthRoutes);
   await app.register(metricsRoutes, { public: config.metricsPublic });
   await app.register(modelRoutes);
+  await app.register(adminRoutes, { keysConfigured: config.apiKeys.length > 0 });
   if (config.ui) await app.register(playgroundRoutes, {});
   await app.register(chatRoutes);
   await app.register(completionRoutes);
   await app.register(messagesRoutes);
   await app.register(responsesRoutes);
 
-  const owns = opts.ownsEngine ?? opts.model === undefined;
   app.addHook('onClose', async () => {
-    host.drain();
     metrics.detach();
-    if (!owns) return;
-    await host.loaded.catch(() => undefined); // an engine still loading must not outlive the app
-    await host.context?.engine.close();
+    await registry.close();
   });
 
-  const loading = (opts.model ? Promise.resolve(opts.model) : loadModel(config)).then(
-    (model) => {
-      const ctx = createServingContext(config, model);
-      const loadSeconds = model.loadSeconds;
-      metrics.attach(ctx, loadSeconds);
-      observer.attach(ctx);
-      host.setReady(ctx);
-      // Loading (tokenizer, model files) leaves garbage that an idle server would otherwise keep.
-      collectGarbage();
-      app.log.info(describeModel(ctx, loadSeconds), 'model ready');
-      const deviceNote = ctx.engine.session?.deviceNote;
-      if (deviceNote) app.log.warn({ requestedDevice: config.device }, deviceNote);
-      const kvNote = ctx.engine.session?.kvNote;
-      if (kvNote && config.kvUpdate === 'batched') app.log.warn({ kvUpdate: 'in-place' }, `batched graph unavailable, one sequence at a time: ${kvNote}`);
+  const starting = startModels(app, config, opts, registry);
+  app.decorate('modelsStarted', starting);
+  if ((opts.load ?? 'await') === 'await') await starting;
+  else starting.catch(() => undefined); // reported through app.modelsStarted and /ready
+  return app;
+}
+
+/** The models the app serves, as the registry's hooks load, follow and unload them. */
+function createRegistry(app: FastifyInstance, config: ServerConfig, opts: AppOptions, metrics: ServingMetrics, observer: RequestObserver): ModelRegistry {
+  const withInt8 = config.int8Steps !== 'off';
+  const sources = opts.model
+    ? [{ name: config.modelName, aliases: config.modelAliases, dir: config.modelDir, weightBytes: 0 }]
+    : config.modelsDir
+      ? scanModelsDir(config.modelsDir, withInt8)
+      : [describeModelFolder(config.modelDir, config.modelName, config.modelAliases, withInt8)];
+  const detachers = new Map<string, () => void>();
+  return new ModelRegistry(
+    sources,
+    {
+      maxLoaded: config.maxLoadedModels,
+      memoryBudgetBytes: modelsMemoryBudget(config),
+      unloadAfterMs: config.unloadAfterMs,
+      footprint: (source) => footprint(config, source),
+      waitTimeoutMs: config.requestTimeoutSec * 1000,
     },
-    (err: unknown) => {
-      const error = err instanceof Error ? err : new Error(String(err));
-      host.setFailed();
-      throw error;
+    {
+      load: (source) => loadServing(app, config, source),
+      onLoaded: (entry, loaded) => {
+        detachers.set(entry.name, metrics.attach(loaded.ctx, loaded.loadSeconds));
+        observer.attach(loaded.ctx);
+        // Loading (tokenizer, model files) leaves garbage that an idle server would otherwise keep.
+        collectGarbage();
+        app.log.info({ ...describeModel(loaded.ctx, loaded.loadSeconds), loadCount: entry.loadCount }, 'model ready');
+        warnAboutSession(app, config, loaded.ctx);
+      },
+      onUnloaded: (entry, _ctx, reason) => {
+        detachers.get(entry.name)?.();
+        detachers.delete(entry.name);
+        metrics.recordUnload(entry.name, reason);
+        app.log.info({ model: entry.name, reason }, 'model unloaded');
+      },
+      onLoadFailed: (entry, err) => app.log.error({ model: entry.name, err }, 'model failed to load'),
     },
   );
-  host.loaded = loading;
-  if ((opts.load ?? 'await') === 'await') await loading;
-  else loading.catch(() => undefined); // reported through host.loaded / /ready
-  return app;
+}
+
+/** Loads one model for the registry, logging its progress (the engine reports long one-off work). */
+async function loadServing(app: FastifyInstance, config: ServerConfig, source: ModelSource): Promise<LoadedServing> {
+  app.log.info({ model: source.name, estimatedGib: +(footprint(config, source) / 1024 ** 3).toFixed(2) }, 'loading model');
+  const stopProgressLog = logLoadProgress(app, source.name);
+  try {
+    const model = await loadModel(config, source.dir, kvBudgetFor(config, source));
+    const ctx = createServingContext(config, model, source);
+    const close = async (): Promise<void> => {
+      await Promise.all([model.engine.close(), model.tokenizer.close?.()]);
+      collectGarbage();
+    };
+    return { ctx, close, loadSeconds: model.loadSeconds ?? 0 };
+  } finally {
+    stopProgressLog();
+  }
+}
+
+/** Loads the --preload models; with one --model-dir model, its failure fails the start. */
+async function startModels(app: FastifyInstance, config: ServerConfig, opts: AppOptions, registry: ModelRegistry): Promise<void> {
+  const pinned: LoadedServing[] = [];
+  if (opts.model) {
+    const model = opts.model;
+    const owns = opts.ownsEngine ?? false;
+    const ctx = createServingContext(config, model, { name: config.modelName, aliases: config.modelAliases });
+    pinned.push({ ctx, loadSeconds: model.loadSeconds ?? 0, close: async () => (owns ? model.engine.close() : undefined) });
+  }
+  const names = config.preload.includes('all') ? registry.list().map((e) => e.name) : config.preload;
+  await registry.start(opts.model ? [] : names, pinned);
+  if (config.modelsDir || opts.model) return;
+  const only = registry.list()[0];
+  if (only.state === 'failed') throw new Error(only.error ?? 'the model failed to load');
+}
+
+function warnAboutSession(app: FastifyInstance, config: ServerConfig, ctx: ServingContext): void {
+  const deviceNote = ctx.engine.session?.deviceNote;
+  if (deviceNote) app.log.warn({ model: ctx.modelName, requestedDevice: config.device }, deviceNote);
+  const kvNote = ctx.engine.session?.kvNote;
+  if (kvNote && config.kvUpdate === 'batched') app.log.warn({ model: ctx.modelName, kvUpdate: 'in-place' }, `batched graph unavailable, one sequence at a time: ${kvNote}`);
+}
+
+/** Progress of the engine's long one-off load work in the log, every quarter. */
+function logLoadProgress(app: FastifyInstance, model: string): () => void {
+  let lastQuarter = -1;
+  const onMessage = (message: unknown): void => {
+    const p = message as LoadProgress;
+    const quarter = Math.floor((4 * p.done) / Math.max(1, p.total));
+    if (quarter === lastQuarter) return;
+    lastQuarter = quarter;
+    app.log.info({ model, task: p.task, percent: quarter * 25 }, 'loading model');
+  };
+  loadProgressChannel.subscribe(onMessage);
+  return () => loadProgressChannel.unsubscribe(onMessage);
 }

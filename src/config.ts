@@ -10,6 +10,7 @@ import { ENGINE_DEFAULTS } from './engine/limits.ts';
 import { ITL_FACTOR } from './engine/step-cost.ts';
 import { DEFAULT_THREADS_DESCRIPTION, defaultThreads } from './engine/threads.ts';
 import type { Int8Steps, KvUpdate } from './engine/types.ts';
+import { parseKeepAlive } from './server/models/keep-alive.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -25,6 +26,16 @@ export interface ServerConfig {
   modelName: string;
   /** Other names accepted in `model`. */
   modelAliases: string[];
+  /** Serve every model folder inside this folder (instead of --model-dir's one model). */
+  modelsDir?: string;
+  /** Models loaded at once; loading another unloads the least recently used idle one. */
+  maxLoadedModels: number;
+  /** Estimated memory (weights + KV share) all loaded models may take, in GiB; undefined: 80% of the machine's (or container's). */
+  modelsMemoryGib?: number;
+  /** Milliseconds an idle model stays loaded (Infinity: until unloaded by hand); a request's keep_alive overrides it. */
+  unloadAfterMs: number;
+  /** Models loaded at start (the one --model-dir model by default). */
+  preload: string[];
   /** Requests allowed to wait in the engine's line behind the running ones; beyond that: 429. */
   maxQueue: number;
   /** Sequences the engine runs together; undefined: the engine's default. */
@@ -88,6 +99,9 @@ export interface ServerConfig {
 }
 
 export const DEFAULT_REAL_MODEL_DIR = 'models/phi-4-mini-instruct';
+/** As Ollama on a CPU. */
+export const DEFAULT_MAX_LOADED_MODELS = 3;
+const DEFAULT_MULTI_MODEL_UNLOAD_AFTER_MS = 300_000;
 export const DEFAULT_TINY_MODEL_DIR = 'models/tiny';
 
 type Kind = 'int' | 'number' | 'string' | 'list' | 'level' | 'bool';
@@ -120,6 +134,11 @@ const OPTIONS: readonly OptionSpec[] = [
     kind: 'list',
     help: 'other accepted model names (repeatable or comma separated)',
   },
+  { flag: 'models-dir', env: 'MODELS_DIR', kind: 'string', help: `serve every model folder inside this folder, each under its folder name (aliases in ${'<dir>'}/models.json); instead of --model-dir` },
+  { flag: 'max-loaded-models', env: 'MAX_LOADED_MODELS', kind: 'int', min: 1, defaultText: String(DEFAULT_MAX_LOADED_MODELS), help: 'models loaded at once (each has its own worker, session and KV); more unload the least recently used idle one' },
+  { flag: 'models-memory-gib', env: 'MODELS_MEMORY_GIB', kind: 'number', min: 0.001, defaultText: "80% of the machine's (or container's) memory", help: 'memory budget of the loaded models, estimated from their weight files and KV budgets' },
+  { flag: 'unload-after', env: 'UNLOAD_AFTER', kind: 'string', defaultText: 'never with --model-dir, 5m with --models-dir', help: 'unload a model idle this long (seconds or 30s/5m/1h; never, or --unload-after=-1); a request\'s keep_alive overrides it' },
+  { flag: 'preload', env: 'PRELOAD', kind: 'list', defaultText: 'the --model-dir model; none with --models-dir', help: 'models to load at start (names, or "all")' },
   { flag: 'max-queue', env: 'MAX_QUEUE', kind: 'int', min: 0, defaultText: '32', help: 'requests that may wait; more get 429' },
   {
     flag: 'request-timeout',
@@ -428,6 +447,14 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
   const int8Steps = strValue(raw, 'int8-steps') ?? 'auto';
   if (int8Steps !== 'auto' && int8Steps !== 'on' && int8Steps !== 'off') throw new ConfigError(`--int8-steps: expected auto, on or off, got "${int8Steps}"`);
   const modelName = strValue(raw, 'model-name')?.trim() || deriveModelName(modelDir);
+  const modelsDirText = strValue(raw, 'models-dir')?.trim();
+  const modelsDir = modelsDirText ? path.resolve(cwd, modelsDirText) : undefined;
+  if (modelsDir && givenDir !== undefined) throw new ConfigError('--model-dir and --models-dir exclude each other: give one');
+  const unloadAfterText = strValue(raw, 'unload-after');
+  const unloadAfterMs =
+    unloadAfterText === undefined ? (modelsDir ? DEFAULT_MULTI_MODEL_UNLOAD_AFTER_MS : Infinity) : unloadAfterText.trim() === 'never' ? Infinity : parseKeepAlive(unloadAfterText);
+  if (unloadAfterMs === undefined) throw new ConfigError(`--unload-after: expected seconds or a duration like 5m (-1: never), got "${unloadAfterText}"`);
+  const preloadList = listValue(raw, 'preload');
   const keyFileText = strValue(raw, 'api-key-file')?.trim();
   const apiKeyFile = keyFileText ? path.resolve(cwd, keyFileText) : undefined;
   const apiKeys = [...new Set([...listValue(raw, 'api-key'), ...(apiKeyFile ? readApiKeyFile(apiKeyFile) : [])])];
@@ -444,6 +471,11 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
     modelDirDefaulted: givenDir === undefined,
     modelName,
     modelAliases: listValue(raw, 'model-alias').filter((a) => a !== modelName),
+    ...(modelsDir ? { modelsDir } : {}),
+    maxLoadedModels: intValue(raw, 'max-loaded-models') ?? DEFAULT_MAX_LOADED_MODELS,
+    modelsMemoryGib: numberValue(raw, 'models-memory-gib'),
+    unloadAfterMs,
+    preload: raw.has('preload') ? preloadList : modelsDir ? [] : [modelName],
     maxQueue: intValue(raw, 'max-queue') ?? 32,
     maxRunningSeqs: intValue(raw, 'max-running-seqs'),
     maxBatchTokens: intValue(raw, 'max-batch-tokens'),
@@ -495,5 +527,8 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
   if (overrides.modelDir !== undefined && overrides.modelName === undefined) {
     merged.modelName = deriveModelName(overrides.modelDir);
   }
+  // Defaults that follow the model source, as parseConfig derives them.
+  if (overrides.preload === undefined) merged.preload = merged.modelsDir ? [] : [merged.modelName];
+  if (overrides.unloadAfterMs === undefined && merged.modelsDir) merged.unloadAfterMs = DEFAULT_MULTI_MODEL_UNLOAD_AFTER_MS;
   return merged;
 }

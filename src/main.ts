@@ -74,7 +74,7 @@ async function main(): Promise<void> {
   const terminal = pretty && process.stdout.isTTY === true && process.stderr.isTTY === true;
   const log = await createLogger({ ...config, logPretty: pretty });
 
-  if (!hasModel(config.modelDir)) {
+  if (!config.modelsDir && !hasModel(config.modelDir)) {
     // A folder with other files but no model.onnx is most likely an unfinished download: serving
     // random weights there would hide that. A missing or empty one (a fresh Docker volume) gets tiny.
     const isTinyDefault = config.modelDirDefaulted || path.basename(config.modelDir) === 'tiny' || isEmptyOrMissing(config.modelDir);
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     }
     await buildTinyModel(config.modelDir, log, terminal);
   }
-  const synthetic = isSyntheticModel(config.modelDir);
+  const synthetic = !config.modelsDir && isSyntheticModel(config.modelDir);
   if (synthetic) log.warn(RANDOM_MODEL_WARNING);
   log.info(
     {
@@ -99,7 +99,11 @@ async function main(): Promise<void> {
   if (config.logContent) log.warn('--log-content: prompts and completions will be written to the logs');
 
   const stopLoadProgress = terminal ? showLoadProgress() : undefined;
-  const app = await buildApp(config, { logger: log, load: 'background' });
+  const app = await buildApp(config, { logger: log, load: 'background' }).catch((err: unknown) => {
+    if (!(err instanceof ConfigError)) throw err;
+    log.fatal(err.message);
+    process.exit(2);
+  });
 
   let shuttingDown = false;
   let firstSignalAt = 0;
@@ -140,11 +144,11 @@ async function main(): Promise<void> {
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   log.info({ host: config.host, port, url }, 'listening');
   if (terminal) {
-    const loading = app.modelHost.status !== 'ready';
+    const loading = app.models.status !== 'ready';
     process.stdout.write(`${startupBanner({ url: browsableUrl(config.host, port), ui: config.ui, color: !process.env.NO_COLOR, loading })}\n`);
   }
   try {
-    await app.modelHost.loaded;
+    await app.modelsStarted;
     stopLoadProgress?.();
   } catch (err) {
     stopLoadProgress?.();
@@ -153,7 +157,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   if (shuttingDown) return;
-  log.info({ model: config.modelName }, `serving the OpenAI-compatible API at ${url}/v1`);
+  const models = app.models.list().map((e) => e.name);
+  log.info(config.modelsDir ? { models, loaded: app.models.list().filter((e) => e.state === 'loaded').map((e) => e.name) } : { model: config.modelName }, `serving the OpenAI-compatible API at ${url}/v1`);
   if (synthetic) log.warn(RANDOM_MODEL_WARNING);
 }
 

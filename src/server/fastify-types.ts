@@ -1,13 +1,16 @@
 /** What the app adds to Fastify's instance and request types. */
 import type { ServingMetrics } from './metrics.ts';
+import type { KeepAliveMs } from './models/keep-alive.ts';
+import type { ModelLease, ModelRegistry } from './models/registry.ts';
 import type { InflightRequests } from './observe.ts';
-import type { ModelHost } from './state.ts';
 import type { RequestTrace } from './trace.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The hosted model's lifecycle and serving context. */
-    modelHost: ModelHost;
+    /** The models served, their state (loaded or not) and serving contexts. */
+    models: ModelRegistry;
+    /** Settles once the preloaded models are loaded; rejects when the one --model-dir model fails. */
+    modelsStarted: Promise<void>;
     /** The app's Prometheus registry and instruments. */
     metrics: ServingMetrics;
     /** Requests whose work is not over yet (graceful shutdown waits for none). */
@@ -16,6 +19,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Set by generation routes; read by onResponse hooks (logs, metrics). */
     trace: RequestTrace | null;
+    /** The model a generation route uses; given back when the request's work is over. */
+    modelLease: { lease: ModelLease; requestedAt: number; keepAliveMs?: KeepAliveMs } | null;
   }
   interface FastifyContextConfig {
     /**

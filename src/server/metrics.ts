@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics on a registry owned by one app (never prom-client's global registry, so
  * several apps can live in one process). Names and meanings follow vLLM's `vllm:*` metrics with
- * the `phi4_` prefix; every series carries `model_name`.
+ * the `phi4_` prefix; every per-model series carries `model_name` (with one model, every series does).
  *
  * Fed from `ServingEvents` (tokens and generation ends, as they happen) and from one call per
  * finished HTTP request (`recordRequest`); gauges read the queue and the engine when scraped.
@@ -42,6 +42,8 @@ export interface RequestRecord {
   trace?: RequestTrace;
   /** performance.now() when the response ended. */
   endedAt: number;
+  /** The model the request named, when it named a listed one (a trace's model wins). */
+  model?: string;
 }
 
 /** Per-request accumulations (across the generations of a multi-prompt completion). */
@@ -92,48 +94,66 @@ class RecentRate {
 }
 
 export interface MetricsOptions {
-  modelName: string;
+  /** The one model's name, put on every series (process metrics too); unset when several models are served. */
+  modelName?: string;
   /** prom-client's process/Node.js metrics on this registry (default true). */
   processMetrics?: boolean;
 }
 
+type ModelLabel = { model_name: string };
+
+/** A loaded model the metrics follow. */
+interface FollowedModel {
+  ctx: ServingContext;
+  rate: RecentRate;
+  /** The engine's cumulative counts when last seen (the counters grow by the difference). */
+  seen: { queried: number; hits: number; preemptions: number };
+  stopFollowingSteps: () => void;
+}
+
+/** What the model registry tells the metrics when scraped. */
+export interface ModelCounts {
+  loaded: number;
+  listed: number;
+}
+
 export class ServingMetrics {
   readonly registry = new Registry();
-  private ctx: ServingContext | undefined;
+  private readonly followed = new Map<string, FollowedModel>();
   private readonly stats = new WeakMap<RequestTrace, TraceStats>();
-  private readonly rate = new RecentRate();
+  private modelCounts: () => ModelCounts = () => ({ loaded: this.followed.size, listed: this.followed.size });
 
-  private readonly ttft: Histogram;
-  private readonly itl: Histogram;
-  private readonly e2e: Histogram;
-  private readonly queueTime: Histogram;
-  private readonly prefillTime: Histogram;
-  private readonly decodeTime: Histogram;
-  private readonly inferenceTime: Histogram;
-  private readonly promptTokensHist: Histogram;
-  private readonly generationTokensHist: Histogram;
-  private readonly promptTokens: Counter;
-  private readonly generationTokens: Counter;
-  private readonly requests: Counter<'endpoint' | 'status' | 'finish_reason'>;
-  private readonly loadSeconds: Gauge;
-  private readonly prefixQueries: Counter;
-  private readonly prefixHits: Counter;
-  private readonly preemptions: Counter;
-  private readonly stepTokens: Histogram;
-  private readonly stepSequences: Histogram;
-  /** The engine's cumulative counts when last seen (the counters above grow by the difference). */
-  private seen = { queried: 0, hits: 0, preemptions: 0 };
-  private stopFollowingSteps: (() => void) | undefined;
-  private readonly modelInfo: Gauge<'execution_provider' | 'threads' | 'logits' | 'kv_update'>;
+  private readonly ttft: Histogram<'model_name'>;
+  private readonly itl: Histogram<'model_name'>;
+  private readonly e2e: Histogram<'model_name'>;
+  private readonly queueTime: Histogram<'model_name'>;
+  private readonly prefillTime: Histogram<'model_name'>;
+  private readonly decodeTime: Histogram<'model_name'>;
+  private readonly inferenceTime: Histogram<'model_name'>;
+  private readonly promptTokensHist: Histogram<'model_name'>;
+  private readonly generationTokensHist: Histogram<'model_name'>;
+  private readonly promptTokens: Counter<'model_name'>;
+  private readonly generationTokens: Counter<'model_name'>;
+  private readonly requests: Counter<'endpoint' | 'status' | 'finish_reason' | 'model_name'>;
+  private readonly loadSeconds: Gauge<'model_name'>;
+  private readonly loads: Counter<'model_name'>;
+  private readonly unloads: Counter<'model_name' | 'reason'>;
+  private readonly prefixQueries: Counter<'model_name'>;
+  private readonly prefixHits: Counter<'model_name'>;
+  private readonly preemptions: Counter<'model_name'>;
+  private readonly stepTokens: Histogram<'model_name'>;
+  private readonly stepSequences: Histogram<'model_name'>;
+  private readonly modelInfo: Gauge<'execution_provider' | 'threads' | 'logits' | 'kv_update' | 'model_name'>;
 
   constructor(opts: MetricsOptions) {
     const p = METRIC_PREFIX;
     const registers = [this.registry];
-    this.registry.setDefaultLabels({ model_name: opts.modelName });
+    if (opts.modelName !== undefined) this.registry.setDefaultLabels({ model_name: opts.modelName });
+    const labelNames = ['model_name'] as const;
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: p });
 
-    const histogram = (name: string, help: string, buckets: number[]): Histogram =>
-      new Histogram({ name: p + name, help, buckets, registers });
+    const histogram = (name: string, help: string, buckets: number[]): Histogram<'model_name'> =>
+      new Histogram({ name: p + name, help, buckets, labelNames, registers });
     this.ttft = histogram(
       'time_to_first_token_seconds',
       'Time from the request arriving (queue wait included) to its first generated token.',
@@ -174,29 +194,33 @@ export class ServingMetrics {
     this.promptTokens = new Counter({
       name: `${p}prompt_tokens_total`,
       help: 'Prompt tokens processed (prefilled). Equals the sum of usage.prompt_tokens of the answered requests, plus the prompts of requests cut short.',
+      labelNames,
       registers,
     });
     this.generationTokens = new Counter({
       name: `${p}generation_tokens_total`,
       help: 'Tokens generated. Equals the sum of usage.completion_tokens of the answered requests, plus the tokens of requests cut short.',
+      labelNames,
       registers,
     });
     this.requests = new Counter({
       name: `${p}requests_total`,
       help: 'Finished /v1 requests by route, HTTP status (499: client went away) and finish_reason (none: nothing generated).',
-      labelNames: ['endpoint', 'status', 'finish_reason'] as const,
+      labelNames: ['endpoint', 'status', 'finish_reason', 'model_name'] as const,
       registers,
     });
 
     const self = this;
-    const gauge = (name: string, help: string, read: (stats: EngineStats) => number) =>
+    const gauge = (name: string, help: string, read: (stats: EngineStats, m: FollowedModel) => number) =>
       new Gauge({
         name: p + name,
         help,
+        labelNames,
         registers,
         collect() {
-          const stats = self.ctx?.engine.stats();
-          this.set(stats ? read(stats) : 0);
+          this.reset();
+          if (self.followed.size === 0 && opts.modelName !== undefined) this.set(0);
+          for (const m of self.followed.values()) this.set({ model_name: m.ctx.modelName }, read(m.ctx.engine.stats(), m));
         },
       });
     gauge('num_requests_running', 'Sequences the engine is prefilling or decoding.', (st) => st.running);
@@ -204,14 +228,14 @@ export class ServingMetrics {
     gauge(
       'avg_generation_throughput_toks_per_s',
       `Tokens generated per second over the last ${THROUGHPUT_WINDOW_MS / 1000} s of busy time; 0 while idle.`,
-      (st) => this.rate.perSecond(performance.now(), st.running),
+      (st, m) => m.rate.perSecond(performance.now(), st.running),
     );
     gauge('kv_cache_usage_perc', 'Share of the KV budget in use (running, waiting and cached sequences), 0 to 1.', (st) =>
       st.kvBudgetBytes > 0 ? st.kvUsedBytes / st.kvBudgetBytes : 0,
     );
     gauge('kv_cache_budget_bytes', 'The KV memory budget (--kv-cache-gib).', (st) => st.kvBudgetBytes);
     gauge('prefix_cache_tokens', 'Positions held by the prefix cache.', (st) => st.prefixCachedTokens);
-    const counter = (name: string, help: string) => new Counter({ name: p + name, help, registers });
+    const counter = (name: string, help: string) => new Counter({ name: p + name, help, labelNames, registers });
     this.prefixQueries = counter('prefix_cache_queries_total', 'Prompt tokens looked up in the prefix cache.');
     this.prefixHits = counter('prefix_cache_hits_total', 'Prompt tokens whose KV came from the prefix cache.');
     this.preemptions = counter('num_preemptions_total', 'Running sequences put back in line because the KV budget was full (recomputed later).');
@@ -219,50 +243,97 @@ export class ServingMetrics {
     this.stepSequences = histogram('iteration_sequences', 'Sequences per model step.', STEP_SEQUENCE_BUCKETS);
     this.loadSeconds = new Gauge({
       name: `${p}model_load_seconds`,
-      help: 'Seconds the model took to load (ONNX session and tokenizer); 0 until loaded.',
+      help: "Seconds the model's last load took (ONNX session and tokenizer); 0 until loaded.",
+      labelNames,
       registers,
     });
-    this.loadSeconds.set(0);
+    if (opts.modelName !== undefined) this.loadSeconds.set(0);
+    this.loads = counter('model_loads_total', 'Times the model was loaded (at start, on demand or by an admin request).');
+    this.unloads = new Counter({
+      name: `${p}model_unloads_total`,
+      help: 'Times the model was unloaded, by reason: idle (keep-alive over), keep_alive (a request asked for 0), evicted (room for another model), admin, crashed, shutdown.',
+      labelNames: ['model_name', 'reason'] as const,
+      registers,
+    });
+    new Gauge({
+      name: `${p}models_loaded`,
+      help: 'Models loaded now (their workers and sessions hold memory).',
+      registers,
+      collect() {
+        this.set(self.modelCounts().loaded);
+      },
+    });
     this.modelInfo = new Gauge({
       name: `${p}model_info`,
-      help: 'Always 1; labels describe how the model runs.',
-      labelNames: ['execution_provider', 'threads', 'logits', 'kv_update'] as const,
+      help: 'Always 1 for each loaded model; labels describe how it runs.',
+      labelNames: ['execution_provider', 'threads', 'logits', 'kv_update', 'model_name'] as const,
       registers,
     });
   }
 
-  /** Starts following a serving context (once the model is loaded). */
-  attach(ctx: ServingContext, loadSeconds: number | undefined): void {
-    this.ctx = ctx;
+  /** How many models the registry lists and has loaded (read when scraped). */
+  countModelsWith(read: () => ModelCounts): void {
+    this.modelCounts = read;
+  }
+
+  /** Starts following a loaded model's serving context; returns the function that stops it. */
+  attach(ctx: ServingContext, loadSeconds: number | undefined): () => void {
+    const label: ModelLabel = { model_name: ctx.modelName };
     const start = ctx.engine.stats();
-    this.seen = { queried: start.prefixQueriedTokens, hits: start.prefixHitTokens, preemptions: start.preemptions };
-    this.stopFollowingSteps = ctx.engine.onStep((step, stats) => this.recordStep(step, stats));
+    const m: FollowedModel = {
+      ctx,
+      rate: new RecentRate(),
+      seen: { queried: start.prefixQueriedTokens, hits: start.prefixHitTokens, preemptions: start.preemptions },
+      stopFollowingSteps: ctx.engine.onStep((step, stats) => this.recordStep(m, step, stats)),
+    };
+    this.followed.set(ctx.modelName, m);
+    // Counters show 0 from the start, as unlabelled ones would.
+    for (const c of [this.promptTokens, this.generationTokens, this.prefixQueries, this.prefixHits, this.preemptions]) c.inc(label, 0);
+    for (const h of this.perModelHistograms()) h.zero(label);
     const session = ctx.engine.session;
-    this.loadSeconds.set(loadSeconds ?? (session ? session.loadMs / 1000 : 0));
+    this.loadSeconds.set(label, loadSeconds ?? (session ? session.loadMs / 1000 : 0));
+    this.loads.inc(label);
     if (session) {
-      this.modelInfo.set(
-        { execution_provider: session.executionProvider, threads: String(session.threads), logits: session.logits, kv_update: session.kvUpdate },
-        1,
-      );
+      const how = { execution_provider: session.executionProvider, threads: String(session.threads), logits: session.logits, kv_update: session.kvUpdate };
+      this.modelInfo.set({ ...how, ...label }, 1);
     }
+    this.followEvents(ctx, m);
+    return () => {
+      m.stopFollowingSteps();
+      if (this.followed.get(ctx.modelName) === m) this.followed.delete(ctx.modelName);
+      if (session) this.modelInfo.remove({ execution_provider: session.executionProvider, threads: String(session.threads), logits: session.logits, kv_update: session.kvUpdate, ...label });
+    };
+  }
+
+  private perModelHistograms(): Histogram<'model_name'>[] {
+    return [this.ttft, this.itl, this.e2e, this.queueTime, this.prefillTime, this.decodeTime, this.inferenceTime, this.promptTokensHist, this.generationTokensHist, this.stepTokens, this.stepSequences];
+  }
+
+  /** A model was unloaded (its series stay; the gauges stop reporting it). */
+  recordUnload(modelName: string, reason: string): void {
+    this.unloads.inc({ model_name: modelName, reason });
+  }
+
+  private followEvents(ctx: ServingContext, m: FollowedModel): void {
+    const label: ModelLabel = { model_name: ctx.modelName };
     ctx.events.on('started', (trace) => {
       this.statsOf(trace);
-      this.rate.start(performance.now());
+      m.rate.start(performance.now());
     });
     ctx.events.on('token', (trace, now) => {
       const st = this.statsOf(trace);
       if (!st.ttftObserved) {
         st.ttftObserved = true;
-        this.ttft.observe((now - trace.receivedAt) / 1000);
+        this.ttft.observe(label, (now - trace.receivedAt) / 1000);
       }
       if (st.previousTokenAt !== undefined) {
         const gap = now - st.previousTokenAt;
-        this.itl.observe(gap / 1000);
+        this.itl.observe(label, gap / 1000);
         st.itlCount++;
         st.itlSumMs += gap;
       }
       st.previousTokenAt = now;
-      this.rate.token(now);
+      m.rate.token(now);
       this.reconcileTokens(trace, st);
     });
     ctx.events.on('generationDone', (trace) => {
@@ -270,7 +341,7 @@ export class ServingMetrics {
       if (!st.ttftObserved && trace.completionTokens > 0) {
         // The only token was an eos (counted, never emitted): it came right before this.
         st.ttftObserved = true;
-        this.ttft.observe((performance.now() - trace.receivedAt) / 1000);
+        this.ttft.observe(label, (performance.now() - trace.receivedAt) / 1000);
       }
       st.previousTokenAt = undefined;
       st.generations++;
@@ -283,22 +354,23 @@ export class ServingMetrics {
     });
   }
 
-  /** Stops following the engine's steps (the app closes; the engine may serve other apps). */
+  /** Stops following every model's steps (the app closes; an engine may serve other apps). */
   detach(): void {
-    this.stopFollowingSteps?.();
-    this.stopFollowingSteps = undefined;
+    for (const m of this.followed.values()) m.stopFollowingSteps();
+    this.followed.clear();
   }
 
-  private recordStep(step: StepRecord, stats: EngineStats): void {
+  private recordStep(m: FollowedModel, step: StepRecord, stats: EngineStats): void {
+    const label: ModelLabel = { model_name: m.ctx.modelName };
     if (step.tokens > 0) {
-      this.stepTokens.observe(step.tokens);
-      this.stepSequences.observe(step.sequences);
+      this.stepTokens.observe(label, step.tokens);
+      this.stepSequences.observe(label, step.sequences);
     }
-    const grow = (c: Counter, now: number, before: number) => now > before && c.inc(now - before);
-    grow(this.prefixQueries, stats.prefixQueriedTokens, this.seen.queried);
-    grow(this.prefixHits, stats.prefixHitTokens, this.seen.hits);
-    grow(this.preemptions, stats.preemptions, this.seen.preemptions);
-    this.seen = { queried: stats.prefixQueriedTokens, hits: stats.prefixHitTokens, preemptions: stats.preemptions };
+    const grow = (c: Counter<'model_name'>, now: number, before: number) => now > before && c.inc(label, now - before);
+    grow(this.prefixQueries, stats.prefixQueriedTokens, m.seen.queried);
+    grow(this.prefixHits, stats.prefixHitTokens, m.seen.hits);
+    grow(this.preemptions, stats.preemptions, m.seen.preemptions);
+    m.seen = { queried: stats.prefixQueriedTokens, hits: stats.prefixHitTokens, preemptions: stats.preemptions };
   }
 
   /** Accumulations for a trace (created on first use). */
@@ -322,32 +394,35 @@ export class ServingMetrics {
 
   /** Brings the token counters up to the trace's totals (which only grow). */
   private reconcileTokens(trace: RequestTrace, st: TraceStats): void {
+    const label: ModelLabel = { model_name: trace.model };
     const prompt = trace.promptTokens - st.countedPromptTokens;
     if (prompt > 0) {
-      this.promptTokens.inc(prompt);
+      this.promptTokens.inc(label, prompt);
       st.countedPromptTokens = trace.promptTokens;
     }
     const completion = trace.completionTokens - st.countedCompletionTokens;
     if (completion > 0) {
-      this.generationTokens.inc(completion);
+      this.generationTokens.inc(label, completion);
       st.countedCompletionTokens = trace.completionTokens;
     }
   }
 
   /** One finished /v1 request: its response ended and (if it ran) its engine slot is free. */
   recordRequest(r: RequestRecord): void {
-    this.requests.inc({ endpoint: r.endpoint, status: String(r.status), finish_reason: r.finishReason });
     const trace = r.trace;
+    const model = trace?.model ?? r.model;
+    this.requests.inc({ endpoint: r.endpoint, status: String(r.status), finish_reason: r.finishReason, ...(model !== undefined ? { model_name: model } : {}) });
     if (!trace || trace.startedAt === undefined) return;
+    const label: ModelLabel = { model_name: trace.model };
     const st = this.statsOf(trace);
     this.reconcileTokens(trace, st);
-    this.e2e.observe(Math.max(0, r.endedAt - trace.receivedAt) / 1000);
-    this.queueTime.observe((trace.queueMs ?? 0) / 1000);
-    this.prefillTime.observe(st.prefillMs / 1000);
-    this.decodeTime.observe(st.decodeMs / 1000);
-    this.inferenceTime.observe(Math.max(0, (trace.finishedAt ?? r.endedAt) - trace.startedAt) / 1000);
-    this.promptTokensHist.observe(trace.promptTokens);
-    this.generationTokensHist.observe(trace.completionTokens);
+    this.e2e.observe(label, Math.max(0, r.endedAt - trace.receivedAt) / 1000);
+    this.queueTime.observe(label, (trace.queueMs ?? 0) / 1000);
+    this.prefillTime.observe(label, st.prefillMs / 1000);
+    this.decodeTime.observe(label, st.decodeMs / 1000);
+    this.inferenceTime.observe(label, Math.max(0, (trace.finishedAt ?? r.endedAt) - trace.startedAt) / 1000);
+    this.promptTokensHist.observe(label, trace.promptTokens);
+    this.generationTokensHist.observe(label, trace.completionTokens);
   }
 
   /** The Prometheus text exposition. */

@@ -51,6 +51,12 @@ export function isApiRoute(request: FastifyRequest): boolean {
   return route !== undefined && (route === '/v1' || route.startsWith('/v1/'));
 }
 
+/** The served name of the model the body asks for, if the server lists it (label values stay bounded). */
+function listedModel(request: FastifyRequest): string | undefined {
+  const model = (request.body as { model?: unknown } | undefined)?.model;
+  return typeof model === 'string' ? request.server.models.find(model)?.name : undefined;
+}
+
 interface ContentBody {
   messages?: unknown;
   prompt?: unknown;
@@ -94,6 +100,8 @@ export class RequestObserver {
           } catch (err) {
             request.log.error({ err }, 'request accounting failed');
           } finally {
+            const held = request.modelLease;
+            held?.lease.release(held.keepAliveMs);
             this.inflight.leave();
           }
         };
@@ -116,7 +124,8 @@ export class RequestObserver {
 
     // Unknown paths count too (as one label), so probing for routes shows up.
     if (isApiRoute(request) || request.is404) {
-      this.metrics.recordRequest({ endpoint: route ?? 'unmatched', status, finishReason, trace, endedAt });
+      const named = request.modelLease?.lease.ctx.modelName ?? listedModel(request);
+      this.metrics.recordRequest({ endpoint: route ?? 'unmatched', status, finishReason, trace, endedAt, ...(named ? { model: named } : {}) });
     }
 
     const line: Record<string, unknown> = {

@@ -42,8 +42,8 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 export async function gracefulShutdown(app: FastifyInstance, opts: ShutdownOptions): Promise<ShutdownResult> {
-  const host = app.modelHost;
-  host.drain();
+  const models = app.models;
+  models.drain();
   const inflight = app.inflight;
   opts.log.info(
     { inflight: inflight.count, graceSeconds: opts.graceMs / 1000 },
@@ -59,7 +59,7 @@ export async function gracefulShutdown(app: FastifyInstance, opts: ShutdownOptio
   if (!idle) {
     aborted = inflight.count;
     opts.log.warn({ inflight: aborted }, 'shutdown grace period over: aborting running requests');
-    host.abortRunning();
+    models.abortRunning();
     await Promise.race([idleNow, delay(opts.abortWaitMs ?? 15_000)]);
   }
 

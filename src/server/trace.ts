@@ -61,6 +61,6 @@ export interface ServingEventMap {
 
 export class ServingEvents extends EventEmitter<ServingEventMap> {}
 
-export function newTrace(requestId: string, endpoint: Endpoint, model: string, stream: boolean): RequestTrace {
-  return { requestId, endpoint, model, stream, receivedAt: performance.now(), promptTokens: 0, completionTokens: 0 };
+export function newTrace(requestId: string, endpoint: Endpoint, model: string, stream: boolean, receivedAt = performance.now()): RequestTrace {
+  return { requestId, endpoint, model, stream, receivedAt, promptTokens: 0, completionTokens: 0 };
 }

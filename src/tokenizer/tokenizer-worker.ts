@@ -66,6 +66,14 @@ export class TokenizerWorker {
     else job.reject(new Error(reply.error));
   }
 
+  /** Ends the worker (the model is unloaded); jobs still pending fail. */
+  async close(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    this.fail(worker, new Error('tokenizer closed'));
+    await worker.terminate();
+  }
+
   /** A dead worker fails the jobs it held; the next job starts a new one. */
   private fail(worker: Worker, err: Error): void {
     if (this.worker !== worker) return;

@@ -106,6 +106,11 @@ export class ChatTokenizer {
     return new ChatTokenizer(tok, dir);
   }
 
+  /** Ends the tokenizer's worker thread (it restarts if the tokenizer is used again). */
+  close(): Promise<void> {
+    return this.offload.close();
+  }
+
   encode(text: string, opts: EncodeOptions = {}): number[] {
     if (text.length === 0) return [];
     return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true });

@@ -55,7 +55,7 @@ export async function startServer(
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   if (address === null || typeof address !== 'object') throw new Error('no address');
-  const ctx = app.modelHost.context;
+  const ctx = app.models.list()[0]?.ctx;
   if (!ctx) throw new Error('model not ready');
   const close = async (): Promise<void> => {
     const closing = app.close();

@@ -316,7 +316,7 @@ describe('metrics', () => {
     const { testConfig } = await import('../helpers/server.ts');
     const loading = await buildApp(testConfig({ modelDir: '/nonexistent/model' }), { load: 'background' });
     try {
-      await loading.modelHost.loaded.catch(() => undefined);
+      await loading.modelsStarted.catch(() => undefined);
       const res = await loading.inject({ method: 'GET', url: '/metrics' });
       assert.equal(res.statusCode, 200);
       const m: Scrape = parseProm(res.body);

@@ -270,7 +270,7 @@ describe('the readiness guard and per-endpoint metrics decide on the matched rou
   it('a draining server refuses every spelling of a /v1 route before reading the body', async () => {
     const server = await startServer(model, { contextLength: CONTEXT });
     try {
-      server.app.modelHost.drain();
+      server.app.models.drain();
       for (const target of ['/v1/chat/completions', '/%761/chat/completions', 'http://x/v1/completions', '/v1/c%6fmpletions?x']) {
         // A malformed body would be a 400 if the body were read; the guard answers first.
         const res = await rawRequest(server.url, 'POST', target, { body: '{"model":' });

@@ -65,6 +65,27 @@ describe('config', () => {
     assert.throws(() => parseConfig([], { MAX_QUEUE: '-1' }), /--max-queue/);
   });
 
+  it('several models: --models-dir, --max-loaded-models, --unload-after, --preload and their defaults', () => {
+    const one = config([]);
+    assert.equal(one.modelsDir, undefined);
+    assert.deepEqual(one.preload, ['tiny'], 'the one model loads at start');
+    assert.equal(one.unloadAfterMs, Infinity, 'and stays loaded');
+    assert.equal(one.maxLoadedModels, 3);
+    const many = config(['--models-dir', 'models', '--max-loaded-models', '1'], { UNLOAD_AFTER: '90s' });
+    assert.equal(many.modelsDir, '/srv/models');
+    assert.deepEqual(many.preload, []);
+    assert.equal(many.maxLoadedModels, 1);
+    assert.equal(many.unloadAfterMs, 90_000);
+    assert.equal(config(['--models-dir', 'm']).unloadAfterMs, 300_000, 'five minutes by default, as Ollama');
+    assert.equal(config(['--models-dir', 'm', '--unload-after=-1']).unloadAfterMs, Infinity);
+    assert.equal(config(['--models-dir', 'm', '--unload-after', 'never']).unloadAfterMs, Infinity);
+    assert.equal(config(['--models-dir', 'm', '--unload-after', '1h30m']).unloadAfterMs, 5_400_000);
+    assert.deepEqual(config(['--models-dir', 'm', '--preload', 'a,b']).preload, ['a', 'b']);
+    assert.throws(() => parseConfig(['--models-dir', 'm', '--model-dir', 'x'], {}), /exclude each other/);
+    assert.throws(() => parseConfig(['--unload-after', 'soon'], {}), /--unload-after/);
+    assert.throws(() => parseConfig(['--max-loaded-models', '0'], {}), /--max-loaded-models/);
+  });
+
   it('--help lists every flag with its env variable', () => {
     const r = parseConfig(['--help'], {});
     assert.equal(r.kind, 'help');

@@ -298,7 +298,7 @@ describe('errors', () => {
     const draining = await startServer(model);
     try {
       assert.equal((await fetch(`${draining.url}/ready`)).status, 200);
-      draining.app.modelHost.drain();
+      draining.app.models.drain();
       await expectError(await fetch(`${draining.url}/ready`), 503, null, 'shutting_down');
       await expectError(await postJson(`${draining.url}/v1/chat/completions`, { model: MODEL_NAME, messages }), 503, null, 'shutting_down');
       assert.equal((await fetch(`${draining.url}/health`)).status, 200);
@@ -308,7 +308,7 @@ describe('errors', () => {
 
     const broken = await buildApp(testConfig({ modelDir: '/nonexistent/model' }), { load: 'background' });
     try {
-      await assert.rejects(broken.modelHost.loaded);
+      await assert.rejects(broken.modelsStarted);
       const ready = await broken.inject({ method: 'GET', url: '/ready' });
       assert.equal(ready.statusCode, 503);
       assert.equal(ready.json<ErrorBody>().error.code, 'model_not_ready');

@@ -14,7 +14,7 @@ const errors = (envelope: object) => ({
   404: { description: 'Unknown model', ...envelope },
   408: { description: 'Nothing generated within --request-timeout', ...envelope },
   429: { description: 'Queue full; retry after `Retry-After` seconds', ...envelope },
-  503: { description: 'Loading, shutting down or engine unavailable', ...envelope },
+  503: { description: 'Loading, shutting down, or the model failed to load (`model_load_failed`, with the reason)', ...envelope },
 });
 const openAiErrors = errors(openAiError);
 
@@ -45,7 +45,16 @@ const textCompletion = obj({
   usage,
 });
 
-const modelCard = obj({ id: str, object: { const: 'model' }, created: int, owned_by: str, max_model_len: int });
+const modelCard = obj({
+  id: str,
+  object: { const: 'model' },
+  created: int,
+  owned_by: str,
+  max_model_len: int,
+  state: { enum: ['unloaded', 'loading', 'loaded', 'unloading', 'failed'], description: 'A request for an unloaded model loads it first' },
+  error: { type: 'string', description: 'Why a failed model cannot be served' },
+  alias_of: { type: 'string', description: 'The model this name is an alias of' },
+});
 
 const anthropicMessage = obj({
   id: str,
@@ -114,8 +123,14 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     tags: ['OpenAI'],
     response: { 200: json(obj({ id: str, object: { const: 'response' }, deleted: { type: 'boolean' } }), 'Deleted'), 404: json(openAiError, 'Unknown or expired') },
   },
-  'GET /v1/models': { summary: 'List the served model names', tags: ['OpenAI'], response: { 200: json(obj({ object: { const: 'list' }, data: { type: 'array', items: modelCard } }), 'The served name first, then aliases') } },
-  'GET /v1/models/*': { summary: 'One served model', tags: ['OpenAI'], response: { 200: json(modelCard, 'The model card'), 404: json(openAiError, 'Unknown model') } },
+  'GET /v1/models': { summary: 'List the served models and their state', tags: ['OpenAI'], response: { 200: json(obj({ object: { const: 'list' }, data: { type: 'array', items: modelCard } }), 'Each model, then its aliases') } },
+  'GET /v1/models/*': { summary: "One served model and its state (per-model readiness)", tags: ['OpenAI'], response: { 200: json(modelCard, 'The model card'), 404: json(openAiError, 'Unknown model') } },
+  'POST /admin/models/*': {
+    summary: 'Load or unload a model: POST /admin/models/{id}/load or /admin/models/{id}/unload',
+    description: 'Behind the API key; with no key set, only from this machine. Load waits until the model is loaded (a failed model is tried again); unload answers 409 while requests use the model.',
+    tags: ['Operations'],
+    response: { 200: json(modelCard, 'The model card after the change'), 403: json(openAiError, 'Not from this machine (no key set)'), 404: json(openAiError, 'Unknown model or action'), 409: json(openAiError, 'The model has requests in flight'), 503: json(openAiError, 'The model failed to load') },
+  },
   'POST /v1/messages': {
     summary: 'Create a message (Anthropic Messages API)',
     description: `Anthropic's Messages API; the key may come as \`x-api-key\`. ${sse}: \`message_start\` … \`message_stop\`.`,
@@ -129,6 +144,11 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     response: { 200: json(obj({ input_tokens: int }), 'The rendered prompt length') },
   },
   'GET /health': { summary: 'Liveness (no key)', tags: ['Operations'], response: { 200: json(obj({ status: { const: 'ok' } }), 'The process runs') } },
-  'GET /ready': { summary: 'Readiness (no key)', tags: ['Operations'], response: { 200: json(obj({ status: { const: 'ready' }, model: str }), 'Serving'), 503: json(openAiError, 'Loading, failed or draining') } },
+  'GET /ready': {
+    summary: 'Readiness (no key): the server takes requests',
+    description: 'Ready once the --preload models settled, while not shutting down and not every model failed. Per-model readiness: GET /v1/models/{id}.',
+    tags: ['Operations'],
+    response: { 200: json(obj({ status: { const: 'ready' }, model: str, models: int, loaded: { type: 'array', items: str } }), 'Serving (`model` with one model; `models` and `loaded` with several)'), 503: json(openAiError, 'Loading, failed or draining') },
+  },
   'GET /metrics': { summary: 'Prometheus metrics', tags: ['Operations'], response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: str } } } } },
 };

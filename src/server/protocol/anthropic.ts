@@ -7,6 +7,7 @@
  * feature gets a 400 that names it instead of a generic schema message.
  * Unknown fields are ignored (`cache_control`, `citations`, `service_tier`...), as elsewhere.
  */
+import { keepAliveSchema, type KeepAliveField } from './common.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Requests
@@ -61,6 +62,7 @@ export type ToolChoiceParam =
 /** Fields shared by /v1/messages and /v1/messages/count_tokens. */
 export interface MessagesInput {
   model: string;
+  keep_alive?: KeepAliveField;
   messages: MessageParam[];
   system?: string | TextBlockParam[];
   tools?: ToolParam[];
@@ -129,6 +131,7 @@ const contentBlockSchema = {
 
 const messagesInputProperties = {
   model: { type: 'string' },
+  keep_alive: keepAliveSchema,
   messages: {
     type: 'array',
     minItems: 1,

@@ -6,8 +6,13 @@
 
 const nullable = <T extends string>(t: T) => [t, 'null'] as const;
 
+/** Ollama's keep_alive (every generation route): how long the model stays loaded after this request; see src/server/models/keep-alive.ts. */
+export const keepAliveSchema = { anyOf: [{ type: 'number' }, { type: 'string' }, { type: 'null' }] } as const;
+export type KeepAliveField = number | string | null;
+
 export const samplingFieldSchemas = {
   model: { type: 'string' },
+  keep_alive: keepAliveSchema,
   max_tokens: { type: nullable('integer'), minimum: 1 },
   temperature: { type: nullable('number'), minimum: 0, maximum: 2 },
   top_p: { type: nullable('number'), exclusiveMinimum: 0, maximum: 1 },
@@ -43,6 +48,7 @@ export const samplingFieldSchemas = {
 /** Fields of both request bodies as the serving layer sees them after validation. */
 export interface SamplingFields {
   model: string;
+  keep_alive?: KeepAliveField;
   max_tokens?: number | null;
   temperature?: number | null;
   top_p?: number | null;

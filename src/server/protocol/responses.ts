@@ -8,6 +8,7 @@
  * and says why. Optional fields accept `null`, and unknown fields are ignored, as in
  * src/server/protocol/common.ts.
  */
+import { keepAliveSchema, type KeepAliveField } from './common.ts';
 import type { ErrorObject } from './errors.ts';
 
 const nullable = <T extends string>(t: T) => [t, 'null'] as const;
@@ -74,6 +75,7 @@ export type TextFormat =
 
 export interface CreateResponseRequest {
   model: string;
+  keep_alive?: KeepAliveField;
   input: string | InputItem[];
   instructions?: string | null;
   max_output_tokens?: number | null;
@@ -134,6 +136,7 @@ export const createResponseRequestSchema = {
   required: ['model', 'input'],
   properties: {
     model: { type: 'string' },
+    keep_alive: keepAliveSchema,
     input: { anyOf: [{ type: 'string' }, { type: 'array', minItems: 1, items: inputItemSchema }] },
     instructions: { type: nullable('string') },
     max_output_tokens: { type: nullable('integer'), minimum: 1 },

@@ -18,6 +18,8 @@ export interface ServeOptions {
   clientSignal?: AbortSignal;
   /** Receives the trace as soon as it exists (the route puts it on the request for hooks). */
   onTrace?: (trace: RequestTrace) => void;
+  /** performance.now() when the request started waiting for its model (a load counts in its TTFT and timeout). */
+  receivedAt?: number;
 }
 
 export type ServeResult<TBody, TChunk> =
@@ -58,10 +60,12 @@ export function startRequest(
   stream: boolean,
   opts: ServeOptions,
 ): { trace: RequestTrace; abort: RequestAbort } {
-  const trace = newTrace(opts.requestId, endpoint, ctx.modelName, stream);
+  const trace = newTrace(opts.requestId, endpoint, ctx.modelName, stream, opts.receivedAt);
   if (ctx.config.logContent) trace.completionText = [];
   opts.onTrace?.(trace);
-  const abort = new RequestAbort(opts.clientSignal, ctx.config.requestTimeoutSec * 1000, ctx.shutdown.signal);
+  const budgetMs = ctx.config.requestTimeoutSec * 1000;
+  const leftMs = budgetMs > 0 ? Math.max(1, budgetMs - (performance.now() - trace.receivedAt)) : 0;
+  const abort = new RequestAbort(opts.clientSignal, leftMs, ctx.shutdown.signal);
   return { trace, abort };
 }
 

@@ -246,7 +246,7 @@ export async function* generate(
       } else {
         trace.outcome = abort.cause === 'timeout' ? 'timeout' : 'shutdown';
         ctx.events.emit('generationDone', trace);
-        throw abort.cause === 'timeout' ? requestTimeout(abort.timeoutMs / 1000) : notReady('draining');
+        throw abort.cause === 'timeout' ? requestTimeout(ctx.config.requestTimeoutSec) : notReady('draining');
       }
       break;
     default:
