@@ -14,10 +14,16 @@ ARG NODE_IMAGE=docker.io/library/node:20-bookworm-slim
 # modules: every dependency, installed once (the only step that needs the network)
 FROM ${NODE_IMAGE} AS modules
 WORKDIR /app
+# The compiler builds native/malloc-trim (glibc's malloc_trim, so an unloaded model's memory is given back),
+# against the image's own Node headers.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+ENV npm_config_nodedir=/usr/local
 # .npmrc comes first: it sets onnxruntime-node-install=skip, so `npm ci` doesn't try to download CUDA binaries
 # (the CPU binaries ship inside the npm package).
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci --no-audit --no-fund
+COPY native ./native
+RUN npm ci --no-audit --no-fund \
+ && test -f native/malloc-trim/build/Release/malloc_trim.node
 
 # ---------------------------------------------------------------------------------------------------------------
 # build: TypeScript -> dist/
@@ -52,6 +58,7 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=prod-modules /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=modules /app/native/malloc-trim/build/Release/malloc_trim.node ./native/malloc-trim/build/Release/
 # The web playground's static files (served at /; off with NO_UI=1).
 COPY public ./public
 # The node user (uid 1000) must be able to write /models so the tiny model can be built into an empty volume.

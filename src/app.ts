@@ -21,6 +21,7 @@ import responsesRoutes from '../routes/responses.ts';
 import type { ServerConfig } from './config.ts';
 import { findUp } from './find-up.ts';
 import { collectGarbage } from './engine/gc.ts';
+import { trimHeap } from './engine/heap-trim.ts';
 import { loadProgressChannel, type LoadProgress } from './engine/load-progress.ts';
 import { registerApiKeyAuth } from './server/auth.ts';
 import { registerOpenApi } from './server/docs/openapi.ts';
@@ -226,6 +227,7 @@ async function loadServing(app: FastifyInstance, config: ServerConfig, source: M
     const close = async (): Promise<void> => {
       await Promise.all([model.engine.close(), model.tokenizer.close?.()]);
       collectGarbage();
+      trimHeap(); // the worker's heap memory (weights, session) is free now, not yet given back
     };
     return { ctx, close, loadSeconds: model.loadSeconds ?? 0 };
   } finally {

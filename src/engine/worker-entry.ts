@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { collectGarbage } from './gc.ts';
+import { trimHeap } from './heap-trim.ts';
 import { Grammars } from './grammar/grammar-compiler.ts';
 import { TokenConstraint } from './grammar/token-constraint.ts';
 import { KvMemory } from './kv/kv-memory.ts';
@@ -61,13 +62,26 @@ function postStep(step: StepRecord): void {
 let loop: Promise<void> | undefined;
 let stopping = false;
 let idleTimer: NodeJS.Timeout | undefined;
+let trimTimer: NodeJS.Timeout | undefined;
+
+/** After a second without work, what the last requests freed goes back to the system. */
+const TRIM_AFTER_IDLE_MS = 1000;
 
 function pump(): void {
   clearTimeout(idleTimer);
+  clearTimeout(trimTimer);
   loop ??= run().finally(() => {
     loop = undefined;
-    if (!stopping) expireWhenIdle();
+    if (stopping) return;
+    expireWhenIdle();
+    trimTimer = setTimeout(giveMemoryBack, TRIM_AFTER_IDLE_MS);
+    trimTimer.unref();
   });
+}
+
+function giveMemoryBack(): void {
+  collectGarbage();
+  trimHeap();
 }
 
 async function run(): Promise<void> {
@@ -82,6 +96,7 @@ async function run(): Promise<void> {
 function expireWhenIdle(): void {
   idleTimer = setTimeout(() => {
     scheduler.expireCache(performance.now() - limits.prefixCacheIdleMs);
+    trimHeap();
     post({ type: 'step', step: { tokens: 0, sequences: 0, runMs: 0 }, stats: stats() });
     if (scheduler.cachedPositions > 0) expireWhenIdle();
   }, limits.prefixCacheIdleMs);
@@ -117,6 +132,7 @@ port.on('message', (msg: ToWorker) => {
     // The main thread has raised every abort flag: the running step ends, then every sequence does.
     stopping = true;
     clearTimeout(idleTimer);
+    clearTimeout(trimTimer);
     void Promise.resolve(loop)
       .then(async () => {
         while (scheduler.hasWork() && (await scheduler.step()));

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { after, before, describe, it } from 'node:test';
 import { buildApp } from '../../src/app.ts';
+import { collectGarbage } from '../../src/engine/gc.ts';
+import { heapTrimAvailable } from '../../src/engine/heap-trim.ts';
 import type { ServerConfig } from '../../src/config.ts';
 import type { ServingContext } from '../../src/server/serving/context.ts';
 import { parseProm, value } from '../helpers/prom.ts';
@@ -79,6 +81,16 @@ async function waitFor(check: () => Promise<boolean>, what: string, ms = 20_000)
     if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+const MIB = 1024 ** 2;
+
+async function settledRss(): Promise<number> {
+  for (let i = 0; i < 3; i++) {
+    collectGarbage();
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return process.memoryUsage().rss;
 }
 
 /** The engine's worker thread (private): its threadId is -1 once the thread has ended. */
@@ -184,6 +196,24 @@ describe('several models (--models-dir)', () => {
       const m = parseProm(await (await fetch(`${s.url}/metrics`)).text());
       assert.equal(value(m, 'phi4_model_unloads_total', { model_name: PHI, reason: 'idle' }), 1);
       assert.equal(value(m, 'phi4_model_unloads_total', { model_name: PHI, reason: 'keep_alive' }), 1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('unloading gives the memory back (the worker, its session and the tokenizer end; the heap is trimmed)', async () => {
+    assert.ok(heapTrimAvailable(), 'npm install built native/malloc-trim');
+    const s = await startModelsServer();
+    try {
+      const before = await settledRss();
+      assert.equal((await fetch(`${s.url}/admin/models/${QWEN}/load`, { method: 'POST' })).status, 200);
+      assert.equal((await chat(s.url, QWEN)).status, 200);
+      const loaded = await settledRss();
+      assert.equal((await fetch(`${s.url}/admin/models/${QWEN}/unload`, { method: 'POST' })).status, 200);
+      const after = await settledRss();
+      const grew = loaded - before;
+      assert.ok(grew > 50 * MIB, `loading grew RSS by ${Math.round(grew / MIB)} MiB`);
+      assert.ok(after - before < grew / 2, `after unload RSS is ${Math.round((after - before) / MIB)} MiB above where it was, of ${Math.round(grew / MIB)} MiB`);
     } finally {
       await s.close();
     }
