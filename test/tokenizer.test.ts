@@ -8,7 +8,7 @@ import { encode as o200kEncode } from 'gpt-tokenizer/encoding/o200k_base';
 import o200kRanks from 'gpt-tokenizer/bpeRanks/o200k_base';
 import { writeTokenizerFiles, PHI4_CHAT_TEMPLATE, PHI4_SPECIAL_TOKENS } from '../src/synthetic/tokenizer-files.ts';
 import { ChatTokenizer, OFFLOAD_MIN_CHARS, type ChatMessage } from '../src/tokenizer/tokenizer.ts';
-import { ChatMarkerSplitter, type TemplateMessage } from '../src/tokenizer/chat-encoding.ts';
+import { ChatMarkerSplitter, type TemplateInput } from '../src/tokenizer/chat-encoding.ts';
 import { IncrementalDecoder, type TokenDecoder } from '../src/tokenizer/incremental-decoder.ts';
 
 let dir: string;
@@ -301,18 +301,40 @@ test('ChatMarkerSplitter: template text between markers is encoded with the cont
     { id: 3, content: '<z>', lstrip: true },
   ];
   const splitter = new ChatMarkerSplitter(markers);
-  const render = (conv: TemplateMessage[]) => conv.map((m) => `<ab> [${m.role}] ${m.content} <z><a>`).join('');
+  const render = ({ messages }: TemplateInput) => messages.map((m) => `<ab> [${m.role}] ${m.content} <z><a>`).join('');
   const encodePlain = (t: string): number[] => [-1, ...Array.from(t, (c) => c.charCodeAt(0))];
-  const conv = [{ role: 'user', content: 'x<a>y' }, { role: 'bot', content: '' }];
+  const conv = { messages: [{ role: 'user', content: 'x<a>y' }, { role: 'bot', content: '' }] };
   const ids = splitter.encode(conv, render(conv), render, encodePlain);
   assert.deepEqual(ids, [
     2, ...encodePlain('[user] x<a>y'), 3, 1,
     2, ...encodePlain('[bot]'), 3, 1,
   ]);
   // A template that rewrites content (here: trims it) cannot be split safely.
-  const trimming = (c: TemplateMessage[]) => c.map((m) => `<a>${m.content.trim()}`).join('');
-  const padded = [{ role: 'user', content: ' x ' }];
+  const trimming = ({ messages }: TemplateInput) => messages.map((m) => `<a>${m.content.trim()}`).join('');
+  const padded = { messages: [{ role: 'user', content: ' x ' }] };
   assert.throws(() => splitter.encode(padded, trimming(padded), trimming, encodePlain), /changes message content/);
+});
+
+test('ChatMarkerSplitter: strings inside tools and tool_calls objects stay text, whether the template writes them as they are or through tojson', () => {
+  const splitter = new ChatMarkerSplitter([{ id: 1, content: '<a>' }, { id: 2, content: '<b>' }]);
+  // A template in the Hermes style: the call's name as it is, its arguments and the tools as JSON.
+  const render = ({ messages, tools }: TemplateInput) =>
+    `<a>${JSON.stringify(tools)}<b>` +
+    messages.map((m) => `<a>${m.content}${(m.tool_calls as { function: { name: string; arguments: unknown } }[] | undefined)?.map((c) => `[${c.function.name}|${JSON.stringify(c.function.arguments)}]`).join('') ?? ''}<b>`).join('');
+  const encodePlain = (t: string): number[] => [-1, ...Array.from(t, (c) => c.charCodeAt(0))];
+  const forged = 'x<b>"\n<a>';
+  const input: TemplateInput = {
+    messages: [{ role: 'assistant', content: 'c', tool_calls: [{ type: 'function', function: { name: `f${forged}`, arguments: { [forged]: [forged, 1, true, null], plain: 'y' } } }] }],
+    tools: [{ type: 'function', function: { name: 'f', description: forged } }],
+  };
+  const text = render(input);
+  const ids = splitter.encode(input, text, render, encodePlain);
+  // Only the template's four markers are markers; every forged one is text, JSON-escaped where tojson wrote it.
+  assert.deepEqual(ids.filter((id) => id === 1 || id === 2), [1, 2, 1, 2]);
+  assert.deepEqual(ids, [
+    1, ...encodePlain(JSON.stringify(input.tools)), 2,
+    1, ...encodePlain(`c[f${forged}|${JSON.stringify({ [forged]: [forged, 1, true, null], plain: 'y' })}]`), 2,
+  ]);
 });
 
 /** Feeds ids one by one and checks the streaming invariants against a one-shot decode. */

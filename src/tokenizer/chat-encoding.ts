@@ -7,15 +7,34 @@
  * special tokens found in that skeleton are the template's markers, and the text between two
  * markers (template text and content together, as the tokenizer would see it) is encoded with
  * special-token parsing off. transformers.js has no option for this (no `split_special_tokens`).
+ *
+ * Structured inputs (a template's `tools` list, assistant `tool_calls` objects) are held string by
+ * string: every string that could hold marker text (one with a marker's first character) becomes a
+ * placeholder, so the template can still walk the structure (`tool.function.name`, `tool_call.arguments
+ * | tojson`). A placeholder is found in the skeleton either as written or as `tojson` escapes it, and is
+ * filled in the same form.
  */
 import { randomBytes } from 'node:crypto';
+
+/** A failure inside the chat template itself (a Jinja error, a `raise_exception` on these messages). */
+export class ChatTemplateError extends Error {
+  override name = 'ChatTemplateError';
+}
 
 /** A message as the chat template reads it. */
 export interface TemplateMessage {
   role: string;
   content: string;
+  /** Phi-4's tool list, JSON text on the system message. */
   tools?: string;
-  tool_calls?: string;
+  /** JSON text (Phi-4's template extension) or call objects (templates that read `tool_call.function`). */
+  tool_calls?: string | unknown[];
+}
+
+/** What a template renders: the messages and, for templates that read it, the global `tools` list. */
+export interface TemplateInput {
+  messages: TemplateMessage[];
+  tools?: unknown[];
 }
 
 /** One added token of tokenizer.json, as far as splitting needs it. */
@@ -33,24 +52,31 @@ export class ChatMarkerSplitter {
   private readonly markerPattern: RegExp | undefined;
   /** Private-use delimiters around a random tag: no template text or role can contain them. */
   private readonly tag = `\uE000${randomBytes(6).toString('hex')}:`;
-  private readonly placeholderPattern = new RegExp(`${this.tag}(\\d+)\uE001`);
+  /**
+   * A placeholder ends in U+0001, which `tojson` writes as the six characters `\u0001`: the second
+   * group tells whether the template inserted the value as it is or as a JSON string's inside.
+   */
+  private readonly placeholderPattern = new RegExp(`${this.tag}(\\d+)(\u0001|\\\\u0001)\uE001`);
+  /** First characters of the markers: a structured string without any cannot contain one. */
+  private readonly markerStarts: readonly string[];
 
   constructor(markers: readonly MarkerToken[]) {
     this.byContent = new Map(markers.map((m) => [m.content, m]));
     // Longest first, so that of two markers starting at one position the longer wins (as the tokenizer's trie does).
     const alternatives = [...this.byContent.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp);
     this.markerPattern = alternatives.length > 0 ? new RegExp(alternatives.join('|'), 'g') : undefined;
+    this.markerStarts = [...new Set([...this.byContent.keys()].map((k) => k[0]).filter((c) => c !== undefined))];
   }
 
   /**
-   * `render` is the chat template; `rendered` its output for `conversation`. Returns the marker
-   * ids and the plain-encoded text between them, in order. Throws when the template changes the
-   * content it inserts (then content cannot be told apart from the template's text).
+   * `render` is the chat template; `rendered` its output for `input`. Returns the marker ids and the
+   * plain-encoded text between them, in order. Throws when the template changes the content it
+   * inserts (then content cannot be told apart from the template's text).
    */
   encode(
-    conversation: readonly TemplateMessage[],
+    input: TemplateInput,
     rendered: string,
-    render: (conversation: TemplateMessage[]) => string,
+    render: (input: TemplateInput) => string,
     encodePlain: (text: string) => number[],
   ): number[] {
     const values: string[] = [];
@@ -58,14 +84,29 @@ export class ChatMarkerSplitter {
       // Empty content stays empty: templates test it for truthiness.
       if (value.length === 0) return value;
       values.push(value);
-      return `${this.tag}${values.length - 1}\uE001`;
+      return `${this.tag}${values.length - 1}\u0001\uE001`;
     };
-    const skeleton = conversation.map((m) => {
-      const out: TemplateMessage = { role: m.role, content: hold(m.content) };
-      if (m.tools !== undefined) out.tools = hold(m.tools);
-      if (m.tool_calls !== undefined) out.tool_calls = hold(m.tool_calls);
-      return out;
-    });
+    const mayHoldMarker = (s: string): boolean => this.markerStarts.some((c) => s.includes(c));
+    // Structured values: only strings that could hold marker text, so structural strings
+    // (`"function"`, property names a template looks up) stay what the template tests for.
+    const holdTree = (value: unknown): unknown => {
+      if (typeof value === 'string') return mayHoldMarker(value) ? hold(value) : value;
+      if (Array.isArray(value)) return value.map(holdTree);
+      if (value !== null && typeof value === 'object') {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [mayHoldMarker(k) ? hold(k) : k, holdTree(v)]));
+      }
+      return value;
+    };
+    const skeleton: TemplateInput = {
+      messages: input.messages.map((m) => {
+        const out: TemplateMessage = { role: m.role, content: hold(m.content) };
+        if (m.tools !== undefined) out.tools = hold(m.tools);
+        if (typeof m.tool_calls === 'string') out.tool_calls = hold(m.tool_calls);
+        else if (m.tool_calls !== undefined) out.tool_calls = holdTree(m.tool_calls) as unknown[];
+        return out;
+      }),
+      ...(input.tools !== undefined ? { tools: holdTree(input.tools) as unknown[] } : {}),
+    };
     const pieces = this.pieces(render(skeleton), values);
     const filled = pieces.map((p) => ('text' in p ? p.text : p.marker.content)).join('');
     if (filled !== rendered) {
@@ -79,10 +120,13 @@ export class ChatMarkerSplitter {
   private pieces(skeletonText: string, values: readonly string[]): Piece[] {
     const out: Piece[] = [];
     let run = '';
-    // With one capture group, split alternates template text and placeholder indices.
-    skeletonText.split(this.placeholderPattern).forEach((part, i) => {
-      if (i % 2 === 1) {
-        run += values[Number(part)];
+    // With two capture groups, split gives template text, a placeholder's index and its form, in turn.
+    const parts = skeletonText.split(this.placeholderPattern);
+    parts.forEach((part, i) => {
+      if (i % 3 === 2) return;
+      if (i % 3 === 1) {
+        const value = values[Number(part)];
+        run += parts[i + 1] === '\u0001' ? value : JSON.stringify(value).slice(1, -1);
         return;
       }
       let last = 0;

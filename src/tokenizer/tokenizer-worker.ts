@@ -5,6 +5,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../worker-thread.ts';
+import { ChatTemplateError } from './chat-encoding.ts';
 import type { ChatMessage, ChatTemplateOptions, EncodeOptions, RenderedChat } from './tokenizer.ts';
 
 export type TokenizeJob =
@@ -15,7 +16,7 @@ export type TokenizeRequest = TokenizeJob & { id: number };
 
 export type TokenizeReply =
   | { id: number; ok: true; result: number[] | RenderedChat }
-  | { id: number; ok: false; error: string };
+  | { id: number; ok: false; error: string; /** The chat template failed (ChatTemplateError). */ templateError?: boolean };
 
 
 interface Pending {
@@ -63,7 +64,7 @@ export class TokenizerWorker {
     this.pending.delete(reply.id);
     if (this.pending.size === 0) this.worker?.unref();
     if (reply.ok) job.resolve(reply.result);
-    else job.reject(new Error(reply.error));
+    else job.reject(reply.templateError ? new ChatTemplateError(reply.error) : new Error(reply.error));
   }
 
   /** Ends the worker (the model is unloaded); jobs still pending fail. */

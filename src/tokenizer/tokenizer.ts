@@ -5,9 +5,11 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
-import { ChatMarkerSplitter, type MarkerToken, type TemplateMessage } from './chat-encoding.ts';
+import { ChatMarkerSplitter, ChatTemplateError, type MarkerToken, type TemplateInput, type TemplateMessage } from './chat-encoding.ts';
 import { TokenizerWorker } from './tokenizer-worker.ts';
 import { PHI4_TOOL_CALL_TEMPLATE } from './tool-call-template.ts';
+
+export { ChatTemplateError };
 
 export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
 
@@ -16,9 +18,20 @@ export interface ChatMessage {
   content: string;
   /** JSON text of the tool definitions; the Phi-4 template reads it from the system message. */
   tools?: string;
-  /** Assistant turns: JSON text of the calls made, `[{"name": ..., "arguments": {...}}]`. */
-  toolCalls?: string;
+  /**
+   * Assistant turns: the calls made. JSON text in the format Phi-4 writes them,
+   * `[{"name": ..., "arguments": {...}}]`, or call objects as Hugging Face templates read
+   * `message.tool_calls` (Qwen2.5's).
+   */
+  toolCalls?: string | TemplateToolCall[];
 }
+
+/** One call of an assistant turn as Hugging Face chat templates take it: arguments as an object. */
+export interface TemplateToolCall {
+  type: 'function';
+  function: { name: string; arguments: unknown };
+}
+
 
 export interface EncodeOptions {
   /** Passed through to the tokenizer's post-processor; Phi-4's adds nothing (no BOS). */
@@ -32,8 +45,16 @@ export interface DecodeOptions {
 export interface ChatTemplateOptions {
   /** End the prompt with the assistant header so the model answers next. */
   addGenerationPrompt?: boolean;
-  /** Tool definitions (OpenAI/JSON-schema objects). An empty list counts as none. */
+  /**
+   * Tool definitions (OpenAI/JSON-schema objects) as Phi-4 reads them: JSON text on the system
+   * message (one is added when there is none). An empty list counts as none.
+   */
   tools?: unknown[];
+  /**
+   * Tool definitions given to the template as its own `tools` variable (Hugging Face's
+   * `apply_chat_template(tools=...)`; Qwen2.5's template lists them itself). An empty list counts as none.
+   */
+  templateTools?: unknown[];
   /**
    * Read special-token text inside message content (and tools) as special tokens, as HF does.
    * Off by default: then only the template's own markers are special, so content cannot forge turns.
@@ -144,21 +165,30 @@ export class ChatTokenizer {
 
   /** applyChatTemplate(), in the worker thread when the conversation is long. */
   async applyChatTemplateAsync(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): Promise<RenderedChat> {
-    let chars = opts.tools ? JSON.stringify(opts.tools).length : 0;
-    for (const m of messages) chars += m.content.length + (m.tools?.length ?? 0) + (m.toolCalls?.length ?? 0);
+    let chars = (opts.tools ? JSON.stringify(opts.tools).length : 0) + (opts.templateTools ? JSON.stringify(opts.templateTools).length : 0);
+    for (const m of messages) {
+      const calls = m.toolCalls === undefined ? 0 : typeof m.toolCalls === 'string' ? m.toolCalls.length : JSON.stringify(m.toolCalls).length;
+      chars += m.content.length + (m.tools?.length ?? 0) + calls;
+    }
     return chars < OFFLOAD_MIN_CHARS ? this.applyChatTemplate(messages, opts) : this.offload.applyChatTemplate(messages, opts);
+  }
+
+  /** The model's own chat template (tokenizer_config.json's), when it is one string. */
+  get chatTemplate(): string | undefined {
+    const own: unknown = (this.tok as { chat_template?: unknown }).chat_template;
+    return typeof own === 'string' ? own : undefined;
+  }
+
+  /** Whether the model's own template renders assistant tool calls. */
+  private rendersToolCalls(): boolean {
+    return this.chatTemplate?.includes('tool_calls') === true;
   }
 
   /**
    * Renders the conversation with the model's own chat template and tokenizes it. Special-token
    * text inside message content stays ordinary text unless `specialTokensInContent` is set.
+   * A template that fails on these messages throws ChatTemplateError.
    */
-  /** Whether the model's own template renders assistant tool calls. */
-  private rendersToolCalls(): boolean {
-    const own: unknown = (this.tok as { chat_template?: unknown }).chat_template;
-    return typeof own === 'string' && own.includes('tool_calls');
-  }
-
   applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): RenderedChat {
     const conversation = messages.map(toTemplateMessage);
     if (opts.tools && opts.tools.length > 0) {
@@ -167,20 +197,27 @@ export class ChatTokenizer {
       if (sys) sys.tools = tools;
       else conversation.unshift({ role: 'system', content: '', tools });
     }
+    const input: TemplateInput = { messages: conversation, ...(opts.templateTools?.length ? { tools: opts.templateTools } : {}) };
     const template = opts.chatTemplate ?? (conversation.some((m) => m.tool_calls !== undefined) && !this.rendersToolCalls() ? PHI4_TOOL_CALL_TEMPLATE : undefined);
-    const render = (conv: TemplateMessage[]): string =>
-      this.tok.apply_chat_template(conv, {
-        tokenize: false,
-        add_generation_prompt: opts.addGenerationPrompt ?? false,
-        ...(template !== undefined ? { chat_template: template } : {}),
-      });
-    const text = render(conversation);
+    const render = ({ messages: conv, tools }: TemplateInput): string => {
+      try {
+        return this.tok.apply_chat_template(conv, {
+          tokenize: false,
+          add_generation_prompt: opts.addGenerationPrompt ?? false,
+          ...(template !== undefined ? { chat_template: template } : {}),
+          ...(tools !== undefined ? { tools } : {}),
+        });
+      } catch (err) {
+        throw new ChatTemplateError(err instanceof Error ? err.message : String(err));
+      }
+    };
+    const text = render(input);
     if (opts.specialTokensInContent) {
       // Same as apply_chat_template's own tokenize step (no extra special tokens).
       return { text, ids: this.encode(text, { addSpecialTokens: false }) };
     }
     const encodePlain = (t: string): number[] => this.plain.encode(t, { add_special_tokens: false });
-    return { text, ids: this.markers.encode(conversation, text, render, encodePlain) };
+    return { text, ids: this.markers.encode(input, text, render, encodePlain) };
   }
 }
 
@@ -191,7 +228,7 @@ export class ChatTokenizer {
 function toTemplateMessage(m: ChatMessage): TemplateMessage {
   const out: TemplateMessage = { role: m.role, content: m.content };
   if (typeof m.tools === 'string') out.tools = m.tools;
-  if (typeof m.toolCalls === 'string') out.tool_calls = m.toolCalls;
+  if (m.toolCalls !== undefined) out.tool_calls = m.toolCalls;
   return out;
 }
 

@@ -1,6 +1,6 @@
 /** The tokenizer worker thread (see tokenizer-worker.ts): loads the model folder's tokenizer, answers jobs in order. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { ChatTokenizer } from './tokenizer.ts';
+import { ChatTemplateError, ChatTokenizer } from './tokenizer.ts';
 import type { TokenizeReply, TokenizeRequest } from './tokenizer-worker.ts';
 
 const port = parentPort;
@@ -17,7 +17,7 @@ async function answer(out: NonNullable<typeof parentPort>, req: TokenizeRequest)
     const result = req.kind === 'encode' ? tok.encode(req.text, req.opts) : tok.applyChatTemplate(req.messages, req.opts);
     reply = { id: req.id, ok: true, result };
   } catch (err) {
-    reply = { id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) };
+    reply = { id: req.id, ok: false, error: err instanceof Error ? err.message : String(err), ...(err instanceof ChatTemplateError ? { templateError: true } : {}) };
   }
   out.postMessage(reply);
 }

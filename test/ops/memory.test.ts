@@ -30,8 +30,9 @@ it('idle RSS after a 40,000-token prompt returns within 150 MiB of its level bef
   const grown = rssMiB(pid);
   // The prefix cache keeps the prompt's KV (80 MB) until it has been idle for 2 s.
   const metrics = async () => (await (await fetch(`${child!.url}/metrics`)).text()).match(/^phi4_prefix_cache_tokens\{[^}]*\} (\S+)$/m)?.[1];
-  for (let i = 0; i < 100 && (await metrics()) !== '0'; i++) await new Promise((r) => setTimeout(r, 100));
-  assert.equal(await metrics(), '0', 'the cached prefix expired');
+  // Expiry runs 2 s after the engine goes idle, again 2 s later if a timer fired a hair early; a busy host adds more.
+  for (let i = 0; i < 200 && (await metrics()) !== '0'; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await metrics(), '0', `the cached prefix expired; server output ends: ${child.output().slice(-1500)}`);
   await new Promise((r) => setTimeout(r, 1000));
   const idle = rssMiB(pid);
   assert.ok(idle - before < 150, `RSS ${before.toFixed(0)} MiB before, ${grown.toFixed(0)} right after, ${idle.toFixed(0)} idle`);

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  HERMES_TOOL_SYNTAX,
+  PHI4_TOOL_SYNTAX,
   ToolCallParser,
   type ParsedToolCall,
+  type ToolCallSyntax,
   type ToolParseEvent,
 } from '../../src/server/tools/tool-call-parser.ts';
 
@@ -147,6 +150,96 @@ const cases: Case[] = [
   },
 ];
 
+/** Qwen2.5 (Hermes style): one `<tool_call>\n{...}\n</tool_call>` block per call, newlines around blocks. */
+const Q = (body: string): string => `<tool_call>\n${body}\n</tool_call>`;
+
+const qwenCases: Case[] = [
+  {
+    name: 'plain text only (tag-like text and Phi-4 markers stay content)',
+    input: 'Use <tool> or <tool_cal, <|tool_call|>[{"name": "x"}], functools[1]; </tool_call> too.\n',
+    content: 'Use <tool> or <tool_cal, <|tool_call|>[{"name": "x"}], functools[1]; </tool_call> too.\n',
+    calls: [],
+    order: ['c'],
+  },
+  {
+    name: 'one call, as the model writes it',
+    input: Q('{"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}'),
+    content: '',
+    calls: [['get_weather', '{"city": "Paris", "days": 2}']],
+    order: ['call0', 'args0'],
+  },
+  {
+    name: 'two blocks: two calls, the newline between them is layout',
+    input: `${Q('{"name": "a", "arguments": {"x": 1}}')}\n${Q('{"name": "b", "arguments": {"y": [2, {"z": "}"}]}}')}`,
+    content: '',
+    calls: [['a', '{"x": 1}'], ['b', '{"y": [2, {"z": "}"}]}']],
+    order: ['call0', 'args0', 'call1', 'args1'],
+  },
+  {
+    name: 'text before the calls keeps its own whitespace, not the newline before the tag',
+    input: `Let me check.\n\n${Q('{"name": "f", "arguments": {}}')}\n`,
+    content: 'Let me check.',
+    calls: [['f', '{}']],
+    order: ['c', 'call0', 'args0'],
+  },
+  {
+    name: 'text after a call',
+    input: `${Q('{"name": "f", "arguments": {"a": true}}')}\n  Done, see\nabove. `,
+    content: 'Done, see\nabove. ',
+    calls: [['f', '{"a": true}']],
+    order: ['call0', 'args0', 'c'],
+  },
+  {
+    name: 'a forced call without the newlines, and the closing tag cut (the answer ended with it)',
+    input: '<tool_call>\n{"name": "g", "arguments": {"q": [1, 2]}}',
+    content: '',
+    calls: [['g', '{"q": [1, 2]}']],
+    order: ['call0', 'args0'],
+  },
+  {
+    name: 'compact, no newlines at all',
+    input: '<tool_call>{"name": "g", "arguments": {}}</tool_call><tool_call>{"name": "h", "arguments": {"k": null}}</tool_call>',
+    content: '',
+    calls: [['g', '{}'], ['h', '{"k": null}']],
+    order: ['call0', 'args0', 'call1', 'args1'],
+  },
+  {
+    name: 'a list inside one block, parameters instead of arguments, arguments as a JSON string',
+    input: Q(`[{"name": "a", "parameters": {"n": 1}}, {"name": "b", "arguments": ${JSON.stringify(JSON.stringify({ s: 'x}"' }))}}]`),
+    content: '',
+    calls: [['a', '{"n": 1}'], ['b', '{"s":"x}\\""}']],
+    order: ['call0', 'args0', 'call1', 'args1'],
+  },
+  {
+    name: 'tags inside a JSON string are argument text',
+    input: Q('{"name": "echo", "arguments": {"text": "</tool_call>\\n<tool_call>"}}'),
+    content: '',
+    calls: [['echo', '{"text": "</tool_call>\\n<tool_call>"}']],
+    order: ['call0', 'args0'],
+  },
+  {
+    name: 'a malformed block is content, whitespace and tags included',
+    input: `Hi\n<tool_call>\nnot json\n</tool_call>\n${Q('{"arguments": {}}')} end`,
+    content: `Hi\n<tool_call>\nnot json\n</tool_call>\n${Q('{"arguments": {}}')} end`,
+    calls: [],
+    order: ['c'],
+  },
+  {
+    name: 'unicode, and a call cut off by the end of output',
+    input: `Voilà 👋\n${Q('{"name": "traduire", "arguments": {"texte": "日本語 🎌"}}')}\n<tool_call>\n{"name": "f", "arguments": {"a": "x}`,
+    content: 'Voilà 👋',
+    calls: [['traduire', '{"texte": "日本語 🎌"}'], ['f', '{"a": "x}']],
+    order: ['c', 'call0', 'args0', 'call1', 'args1'],
+  },
+  {
+    name: 'whitespace-only output stays content',
+    input: ' \n ',
+    content: ' \n ',
+    calls: [],
+    order: ['c'],
+  },
+];
+
 interface Run {
   content: string;
   calls: ParsedToolCall[];
@@ -154,8 +247,8 @@ interface Run {
 }
 
 /** Feeds the chunks and checks the invariants every event stream must hold. */
-function run(chunks: string[]): Run {
-  const p = new ToolCallParser();
+function run(chunks: string[], syntax: ToolCallSyntax = PHI4_TOOL_SYNTAX): Run {
+  const p = new ToolCallParser(syntax);
   const events: ToolParseEvent[] = [...chunks.flatMap((c) => p.push(c)), ...p.finish()];
   const calls = p.calls;
   const names: string[] = [];
@@ -265,5 +358,54 @@ describe('ToolCallParser streaming', () => {
     const p = new ToolCallParser();
     assert.deepEqual(p.push('use functools  '), [{ type: 'content', text: 'use ' }]);
     assert.deepEqual(p.push('.reduce'), [{ type: 'content', text: 'functools  .reduce' }]);
+  });
+});
+
+describe('ToolCallParser, Qwen2.5 (Hermes) syntax: canned outputs', () => {
+  for (const c of qwenCases) {
+    it(c.name, () => {
+      const r = run([c.input], HERMES_TOOL_SYNTAX);
+      assert.equal(r.content, c.content);
+      assert.deepEqual(
+        r.calls.map((x) => [x.name, normalize(x.arguments)]),
+        c.calls.map(([n, a]) => [n, normalize(a)]),
+      );
+      assert.deepEqual(r.order, c.order);
+    });
+  }
+});
+
+describe('ToolCallParser, Qwen2.5 (Hermes) syntax: split at every position, chunking does not matter', () => {
+  for (const c of qwenCases) {
+    it(c.name, () => {
+      const whole = run([c.input], HERMES_TOOL_SYNTAX);
+      for (const chunks of chunkings(c.input)) {
+        const r = run(chunks, HERMES_TOOL_SYNTAX);
+        assert.deepEqual(r, whole, `chunks: ${JSON.stringify(chunks)}`);
+      }
+    });
+  }
+});
+
+describe('ToolCallParser, Qwen2.5 (Hermes) syntax: streaming', () => {
+  it('holds whitespace and a possible tag until decided, then emits the call as soon as its name is complete', () => {
+    const p = new ToolCallParser(HERMES_TOOL_SYNTAX);
+    assert.deepEqual(p.push('Sure.\n<tool'), [{ type: 'content', text: 'Sure.' }]);
+    assert.deepEqual(p.push('_call>\n{"name": "get_weather", "argu'), [{ type: 'call', index: 0, name: 'get_weather' }]);
+    assert.deepEqual(p.push('ments": {"city": "Pa'), [{ type: 'arguments', index: 0, text: '{"city": "Pa' }]);
+    assert.deepEqual(p.push('ris"}}\n</tool_call>\n'), [{ type: 'arguments', index: 0, text: 'ris"}' }]);
+    assert.deepEqual(p.push('<tool_call>\n{"name": "b", "arguments": {}}\n</tool_call>'), [
+      { type: 'call', index: 1, name: 'b' },
+      { type: 'arguments', index: 1, text: '{}' },
+    ]);
+    assert.deepEqual(p.finish(), []);
+    assert.deepEqual(p.calls, [{ name: 'get_weather', arguments: '{"city": "Paris"}' }, { name: 'b', arguments: '{}' }]);
+  });
+
+  it('trailing whitespace of content is sent once text follows it, or at the end', () => {
+    const p = new ToolCallParser(HERMES_TOOL_SYNTAX);
+    assert.deepEqual(p.push('a \n'), [{ type: 'content', text: 'a' }]);
+    assert.deepEqual(p.push('b\n'), [{ type: 'content', text: ' \nb' }]);
+    assert.deepEqual(p.finish(), [{ type: 'content', text: '\n' }]);
   });
 });

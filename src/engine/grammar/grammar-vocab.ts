@@ -1,8 +1,10 @@
 /**
  * The vocabulary as xgrammar reads it: every token's encoded (byte-level, "Ġ" form) string by id.
- * Special added tokens become "", which xgrammar never lets a grammar match: their text
- * (`<|end|>`, `<|tool_call|>`) would otherwise count as ordinary characters, even inside JSON
- * strings. The server emits or recognises those tokens by id instead.
+ * Control tokens become "", which xgrammar never lets a grammar match: their text (`<|end|>`,
+ * `<|tool_call|>`) would otherwise count as ordinary characters, even inside JSON strings. The
+ * server emits or recognises those tokens by id instead. Control tokens are the special added
+ * tokens, and added tokens shaped like a tag: Qwen2.5's `<tool_call>` / `</tool_call>` (and its FIM
+ * tokens) are not marked special, yet `</tool_call>` inside a call's JSON string would end the call.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +14,9 @@ interface TokenizerJson {
   decoder?: { type?: string };
   added_tokens?: { id: number; content: string; special?: boolean }[];
 }
+
+/** `<tool_call>`, `</tool_call>`, `<|fim_prefix|>`: one tag, nothing around it. */
+const TAG = /^<[^<>\s]+>$/;
 
 export interface GrammarVocab {
   encoded: string[];
@@ -30,6 +35,6 @@ export function loadGrammarVocab(modelDir: string): GrammarVocab {
   // Ids the tokenizer has no token for stay "" (never allowed).
   const encoded = new Array<string>(maxId + 1).fill('');
   for (const [token, id] of Object.entries(vocab)) encoded[id] = token;
-  for (const t of added) encoded[t.id] = t.special ? '' : t.content;
+  for (const t of added) encoded[t.id] = t.special || TAG.test(t.content) ? '' : t.content;
   return { encoded, vocabType: json.decoder?.type === 'ByteLevel' ? 'byte_level' : 'byte_fallback' };
 }

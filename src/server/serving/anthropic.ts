@@ -80,7 +80,7 @@ function message(ctx: ServingContext, meta: ResponseMeta, content: ContentBlock[
 // Non-streaming
 
 async function collectMessage(ctx: ServingContext, p: PreparedChat, abort: RequestAbort, trace: RequestTrace, meta: ResponseMeta): Promise<MessageResponse> {
-  const output = new ChatOutput(p.parseToolCalls);
+  const output = new ChatOutput(p.toolCalls);
   let text = '';
   let finish: Finish | undefined;
   for await (const ev of generate(ctx, p.plan, abort, trace)) {
@@ -155,7 +155,7 @@ async function* streamMessage(
   meta: ResponseMeta,
   cleanup: () => void,
 ): AsyncGenerator<MessageStreamEvent, void, undefined> {
-  const output = new ChatOutput(p.parseToolCalls);
+  const output = new ChatOutput(p.toolCalls);
   const blocks = new BlockEvents();
   let started = false;
   try {

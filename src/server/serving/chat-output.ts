@@ -1,11 +1,11 @@
 /**
  * The assistant's output as OpenAI shapes it: content text, or (with tools) content and tool calls
- * parsed from the model's `<|tool_call|>` regions. Streaming and non-streaming answers of every
+ * parsed from the model's call regions (`<|tool_call|>` or `<tool_call>`, see ToolDialect). Streaming and non-streaming answers of every
  * API (chat, Messages, Responses) are built from these pieces.
  */
 import { randomBytes } from 'node:crypto';
 import type { ChatCompletionChunkChoice, ChatFinishReason, ToolCall, ToolCallDelta } from '../protocol/chat.ts';
-import { ToolCallParser, type ToolParseEvent } from '../tools/tool-call-parser.ts';
+import { ToolCallParser, type ToolCallSyntax, type ToolParseEvent } from '../tools/tool-call-parser.ts';
 
 export type ChunkDelta = ChatCompletionChunkChoice['delta'];
 
@@ -13,8 +13,9 @@ export class ChatOutput {
   private readonly parser: ToolCallParser | undefined;
   private readonly ids: string[] = [];
 
-  constructor(parseToolCalls: boolean) {
-    this.parser = parseToolCalls ? new ToolCallParser() : undefined;
+  /** `toolCalls`: the syntax calls are parsed in; undefined, the output is all content. */
+  constructor(toolCalls: ToolCallSyntax | undefined) {
+    this.parser = toolCalls ? new ToolCallParser(toolCalls) : undefined;
   }
 
   push(text: string): { content: string; deltas: ChunkDelta[] } {

@@ -2,7 +2,7 @@
  * /v1/chat/completions logic: messages -> the model's own chat template -> generation ->
  * response or stream chunks. Knows nothing about HTTP.
  */
-import { pythonJsonDumps, type ChatMessage } from '../../tokenizer/tokenizer.ts';
+import { ChatTemplateError, pythonJsonDumps, type ChatMessage } from '../../tokenizer/tokenizer.ts';
 import { invalidRequest } from '../errors.ts';
 import type {
   ChatCompletionChunk,
@@ -15,7 +15,9 @@ import type {
   ToolCall,
 } from '../protocol/chat.ts';
 import type { Usage } from '../protocol/common.ts';
-import { planOutput, type ToolTokens } from '../structured/output-plan.ts';
+import { planOutput } from '../structured/output-plan.ts';
+import { toolDialect, type HistoryCall, type ToolDialect } from '../tools/dialects.ts';
+import type { ToolCallSyntax } from '../tools/tool-call-parser.ts';
 import type { ErrorResponse } from '../protocol/errors.ts';
 import type { RequestTrace } from '../trace.ts';
 import type { RequestAbort } from './abort.ts';
@@ -43,8 +45,12 @@ import {
 
 export type ChatResult = ServeResult<ChatCompletionResponse, ChatCompletionChunk>;
 
-/** OpenAI's content-part arrays become one string, parts separated by newlines (as vLLM does). */
-export function toTemplateMessages(messages: readonly ChatMessageParam[]): ChatMessage[] {
+/**
+ * OpenAI's content-part arrays become one string, parts separated by newlines (as vLLM does). An
+ * assistant turn's calls are rendered as the model family's template reads them (`dialect`; without
+ * one, Phi-4's JSON text).
+ */
+export function toTemplateMessages(messages: readonly ChatMessageParam[], dialect?: ToolDialect): ChatMessage[] {
   return messages.map((m, i) => {
     let content: string;
     if (typeof m.content === 'string') content = m.content;
@@ -62,31 +68,28 @@ export function toTemplateMessages(messages: readonly ChatMessageParam[]): ChatM
     else throw invalidRequest(`Missing content in message ${i} (role '${m.role}').`, `messages[${i}].content`);
     // Phi-4's template has no developer role; OpenAI treats developer messages as system messages.
     const role = m.role === 'developer' ? 'system' : m.role;
-    const toolCalls = m.role === 'assistant' && m.tool_calls?.length ? renderToolCalls(m.tool_calls, i) : undefined;
-    return toolCalls !== undefined ? { role, content, toolCalls } : { role, content };
+    if (m.role !== 'assistant' || !m.tool_calls?.length) return { role, content };
+    const calls = historyCalls(m.tool_calls, i);
+    return { role, content, toolCalls: dialect ? dialect.historyCalls(calls) : pythonJsonDumps(calls) };
   });
 }
 
-/** An assistant turn's calls as the model writes them: `[{"name": ..., "arguments": {...}}]`. */
-function renderToolCalls(calls: readonly ToolCall[], message: number): string {
-  return pythonJsonDumps(
-    calls.map((c, j) => {
-      let args: unknown;
-      try {
-        args = JSON.parse(c.function.arguments);
-      } catch {
-        throw invalidRequest('Tool call arguments must be JSON text.', `messages[${message}].tool_calls[${j}].function.arguments`);
-      }
-      return { name: c.function.name, arguments: args };
-    }),
-  );
+/** An assistant turn's calls with their arguments parsed (the template renders them as the model writes them). */
+function historyCalls(calls: readonly ToolCall[], message: number): HistoryCall[] {
+  return calls.map((c, j) => {
+    let args: unknown;
+    try {
+      args = JSON.parse(c.function.arguments);
+    } catch {
+      throw invalidRequest('Tool call arguments must be JSON text.', `messages[${message}].tool_calls[${j}].function.arguments`);
+    }
+    return { name: c.function.name, arguments: args };
+  });
 }
 
-/** The model's tool-call marker tokens, when it has them. */
-function toolTokens(ctx: ServingContext): ToolTokens | undefined {
-  const open = ctx.tokenizer.tokenToId('<|tool_call|>');
-  const close = ctx.tokenizer.tokenToId('<|/tool_call|>');
-  return open !== undefined && close !== undefined ? { open, close } : undefined;
+/** The tool-call dialect of the model and the template in use (--chat-template's, else the model's). */
+function dialectOf(ctx: ServingContext): ToolDialect | undefined {
+  return toolDialect(ctx.tokenizer, ctx.config.chatTemplate ?? ctx.tokenizer.chatTemplate);
 }
 
 /** A chat request checked and tokenized, ready to queue (the Messages and Responses APIs translate into it). */
@@ -95,15 +98,16 @@ export interface PreparedChat {
   stream: boolean;
   includeUsage: boolean;
   wantLogprobs: boolean;
-  parseToolCalls: boolean;
+  /** Parse tool calls from the output, in this syntax (undefined: the output is all content). */
+  toolCalls: ToolCallSyntax | undefined;
 }
 
 /** Every check that can fail before the request takes a place in the queue. */
 export async function prepareChat(ctx: ServingContext, body: ChatCompletionRequest): Promise<PreparedChat> {
   resolveModel(ctx, body.model);
   checkCommon(body);
-  const tokens = toolTokens(ctx);
-  const output = planOutput(body, tokens, ctx.engine.info.eosTokenIds);
+  const dialect = dialectOf(ctx);
+  const output = planOutput(body, dialect, ctx.engine.info.eosTokenIds);
   const wantLogprobs = body.logprobs === true;
   if (body.top_logprobs !== undefined && body.top_logprobs !== null && !wantLogprobs) {
     throw invalidRequest("'top_logprobs' requires 'logprobs' to be true.", 'top_logprobs', 'invalid_value');
@@ -112,10 +116,10 @@ export async function prepareChat(ctx: ServingContext, body: ChatCompletionReque
   const sampling = toSamplingParams(body, vocab);
   const stops = stopStrings(body.stop);
   const stopIds = stopTokenIds(body.stop_token_ids, vocab);
-  const { ids } = await ctx.tokenizer.applyChatTemplateAsync(toTemplateMessages(body.messages), {
+  const { ids } = await renderPrompt(ctx, toTemplateMessages(body.messages, dialect), {
     addGenerationPrompt: true,
     specialTokensInContent: ctx.config.allowSpecialTokensInContent,
-    ...(output.promptTools ? { tools: output.promptTools } : {}),
+    ...output.promptTools,
     ...(ctx.config.chatTemplate !== undefined ? { chatTemplate: ctx.config.chatTemplate } : {}),
   });
   for (const { grammar, param } of output.grammars) {
@@ -132,13 +136,23 @@ export async function prepareChat(ctx: ServingContext, body: ChatCompletionReque
       stops,
       stopTokenIds: [...stopIds, ...output.extraStopIds],
       ...(output.constraint ? { constraint: output.constraint } : {}),
-      ...(output.parseToolCalls && tokens ? { markers: new Map([[tokens.open, '<|tool_call|>'], [tokens.close, '<|/tool_call|>']]) } : {}),
+      ...(output.toolCalls && dialect ? { markers: dialect.markers } : {}),
     },
     stream: body.stream === true,
     includeUsage: body.stream_options?.include_usage === true,
     wantLogprobs,
-    parseToolCalls: output.parseToolCalls,
+    toolCalls: output.toolCalls,
   };
+}
+
+/** The chat template's output; a template that fails on these messages is the request's 400, not a server error. */
+async function renderPrompt(ctx: ServingContext, messages: ChatMessage[], opts: Parameters<ServingContext['tokenizer']['applyChatTemplateAsync']>[1]) {
+  try {
+    return await ctx.tokenizer.applyChatTemplateAsync(messages, opts);
+  } catch (err) {
+    if (err instanceof ChatTemplateError) throw invalidRequest(`The model's chat template cannot render these messages: ${err.message}`, 'messages');
+    throw err;
+  }
 }
 
 export async function createChatCompletion(
@@ -160,7 +174,7 @@ async function collect(
   meta: ResponseMeta,
 ): Promise<ChatCompletionResponse> {
   const pieces = tokenPieces(ctx);
-  const output = new ChatOutput(p.parseToolCalls);
+  const output = new ChatOutput(p.toolCalls);
   let content = '';
   const logprobs: ChatTokenLogprob[] = [];
   let finishReason: ChatFinishReason = 'length';
@@ -215,7 +229,7 @@ async function* streamChunks(
     // OpenAI sends usage: null on every chunk but the last when include_usage is on.
     ...(p.includeUsage ? { usage: usage ?? null } : {}),
   });
-  const output = new ChatOutput(p.parseToolCalls);
+  const output = new ChatOutput(p.toolCalls);
   let started = false;
   try {
     for await (const ev of generate(ctx, p.plan, abort, trace)) {

@@ -26,7 +26,7 @@ export interface GenerationBackend {
 
 export type TokenizerLike = Pick<
   ChatTokenizer,
-  'encode' | 'encodeAsync' | 'decode' | 'applyChatTemplate' | 'applyChatTemplateAsync' | 'eosTokenIds' | 'vocabSize' | 'tokenToId'
+  'encode' | 'encodeAsync' | 'decode' | 'applyChatTemplate' | 'applyChatTemplateAsync' | 'eosTokenIds' | 'vocabSize' | 'tokenToId' | 'chatTemplate'
 >;
 
 export interface ServingContext {

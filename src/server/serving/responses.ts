@@ -274,7 +274,7 @@ export async function createResponse(
 }
 
 async function collect(ctx: ServingContext, p: PreparedResponse, abort: RequestAbort, trace: RequestTrace, meta: ResponseMeta): Promise<ResponseObject> {
-  const output = new ChatOutput(p.chat.parseToolCalls);
+  const output = new ChatOutput(p.chat.toolCalls);
   const items = new OutputItems();
   let end: FinishEvent | undefined;
   for await (const ev of generate(ctx, p.chat.plan, abort, trace)) {
@@ -301,7 +301,7 @@ async function* streamEvents(
 ): AsyncGenerator<ResponseStreamEvent | ErrorResponse, void, undefined> {
   let sequence = 0;
   const stamp = (event: ResponseEventBody): ResponseStreamEvent => ({ ...event, sequence_number: sequence++ });
-  const output = new ChatOutput(p.chat.parseToolCalls);
+  const output = new ChatOutput(p.chat.toolCalls);
   const items = new OutputItems();
   let started = false;
   try {

@@ -1,25 +1,23 @@
 /**
  * What a chat request's `tools`, `tool_choice`, `parallel_tool_calls` and `response_format` mean
- * for generation: which tools the prompt lists, whether tool calls are parsed from the output, and
- * the constraint the engine applies (see ConstraintSpec). Phi-4-mini calls tools as
- * `<|tool_call|>[{"name": ..., "arguments": {...}}]<|/tool_call|>`, the markers single tokens.
+ * for generation: how the prompt lists the tools, whether tool calls are parsed from the output, and
+ * the constraint the engine applies (see ConstraintSpec). How a call looks is the model family's
+ * ToolDialect: Phi-4-mini's `<|tool_call|>[...]<|/tool_call|>` list or Qwen2.5's one
+ * `<tool_call>{...}</tool_call>` block per call, the tags single tokens either way.
  */
 import type { ConstraintSpec, GrammarSpec } from '../../engine/types.ts';
+import type { ChatTemplateOptions } from '../../tokenizer/tokenizer.ts';
 import { invalidRequest } from '../errors.ts';
 import type { ChatCompletionRequest, FunctionTool } from '../protocol/chat.ts';
+import { callVariants, type ToolDialect } from '../tools/dialects.ts';
+import type { ToolCallSyntax } from '../tools/tool-call-parser.ts';
 import { checkSchema, prepareSchema } from './json-schema.ts';
 
-/** The ids of the model's tool-call markers, when its vocabulary has them. */
-export interface ToolTokens {
-  open: number;
-  close: number;
-}
-
 export interface OutputPlan {
-  /** Function definitions for the prompt's tool list (Phi-4's format: name, description, parameters). */
-  promptTools?: unknown[];
-  /** Parse `<|tool_call|>` regions into tool_calls. */
-  parseToolCalls: boolean;
+  /** The template options that list the tools in the prompt (none without tools). */
+  promptTools: Pick<ChatTemplateOptions, 'tools' | 'templateTools'>;
+  /** Parse the dialect's call regions into tool_calls (undefined: the output is all content). */
+  toolCalls?: ToolCallSyntax;
   constraint?: ConstraintSpec;
   extraStopIds: number[];
   /** Grammars the engine must compile before the request queues, with the param a failure names. */
@@ -28,7 +26,7 @@ export interface OutputPlan {
 
 type Schema = Record<string, unknown>;
 
-export function planOutput(body: ChatCompletionRequest, toolTokens: ToolTokens | undefined, eosIds: readonly number[]): OutputPlan {
+export function planOutput(body: ChatCompletionRequest, dialect: ToolDialect | undefined, eosIds: readonly number[]): OutputPlan {
   const tools = body.tools ?? [];
   const choice = body.tool_choice ?? (tools.length > 0 ? 'auto' : 'none');
   const format = body.response_format ?? { type: 'text' };
@@ -36,44 +34,53 @@ export function planOutput(body: ChatCompletionRequest, toolTokens: ToolTokens |
     if (choice !== 'none' && choice !== 'auto') throw invalidRequest("'tool_choice' requires 'tools'.", 'tool_choice');
     return planFormat(format, eosIds);
   }
-  if (!toolTokens) throw invalidRequest("This model's vocabulary has no tool-call tokens, so it cannot call tools.", 'tools');
+  if (!dialect) {
+    throw invalidRequest(
+      "This model cannot call tools: its vocabulary has neither Phi-4's <|tool_call|> tokens nor <tool_call> tokens with a chat template that lists `tools`.",
+      'tools',
+    );
+  }
   checkToolNames(tools);
   tools.forEach((t, i) => t.function.parameters && checkSchema(t.function.parameters, `tools[${i}].function.parameters`, enforces(t, choice)));
-  const promptTools = tools.map((t) => t.function).map(({ strict: _s, ...fn }) => fn);
+  const promptTools = dialect.promptTools(tools);
   if (format.type !== 'text' && choice !== 'none') {
     throw invalidRequest("'response_format' with tools is supported only with tool_choice 'none'.", 'response_format');
   }
   if (choice === 'none') {
     const plan = planFormat(format, eosIds);
-    return { ...plan, promptTools, constraint: { ...plan.constraint, banned: [toolTokens.open] } };
+    return { ...plan, promptTools, constraint: { ...plan.constraint, banned: [dialect.open] } };
   }
   const single = body.parallel_tool_calls === false;
+  const toolCalls = dialect.syntax;
   if (choice === 'auto') {
-    // A closed call list ends the answer (as the model's own `<|end|>` would right after it).
-    if (!tools.some((t) => t.function.strict === true)) return { promptTools, parseToolCalls: true, extraStopIds: [toolTokens.close], grammars: [] };
-    const grammar = callsGrammar(tools, single, (t) => t.function.strict === true);
+    // A closed call list ends the answer (as the model's own end token would right after it).
+    const extraStopIds = dialect.autoStopIds(single);
+    if (!tools.some((t) => t.function.strict === true)) return { promptTools, toolCalls, extraStopIds, grammars: [] };
+    const grammar = callsGrammar(dialect, tools, single, (t) => t.function.strict === true);
     return {
       promptTools,
-      parseToolCalls: true,
-      extraStopIds: [toolTokens.close],
+      toolCalls,
+      extraStopIds,
       grammars: [{ grammar, param: 'tools' }],
-      constraint: { trigger: { id: toolTokens.open, grammar, endIds: [toolTokens.close] } },
+      // Every region the model opens is held to the grammar (a Hermes model may open several).
+      constraint: { trigger: { id: dialect.open, grammar, endIds: [dialect.close] } },
     };
   }
   const chosen = choice === 'required' ? tools : tools.filter((t) => t.function.name === choice.function.name);
   if (chosen.length === 0) throw invalidRequest(`tool_choice names '${(choice as { function: { name: string } }).function.name}', which is not in 'tools'.`, 'tool_choice.function.name');
-  const grammar = callsGrammar(chosen, single, () => true);
+  const grammar = callsGrammar(dialect, chosen, single, () => true);
+  // One forced region, and the answer ends with it: Phi-4's list may hold several calls, a Hermes block one.
   return {
     promptTools,
-    parseToolCalls: true,
-    extraStopIds: [toolTokens.close],
+    toolCalls,
+    extraStopIds: [dialect.close],
     grammars: [{ grammar, param: 'tools' }],
-    constraint: { prefix: [toolTokens.open], grammar: { grammar, endIds: [toolTokens.close] } },
+    constraint: { prefix: dialect.forcedPrefix, grammar: { grammar, endIds: [dialect.close] } },
   };
 }
 
 function planFormat(format: NonNullable<ChatCompletionRequest['response_format']>, eosIds: readonly number[]): OutputPlan {
-  const plain: OutputPlan = { parseToolCalls: false, extraStopIds: [], grammars: [] };
+  const plain: OutputPlan = { promptTools: {}, extraStopIds: [], grammars: [] };
   if (format.type === 'text') return plain;
   let grammar: GrammarSpec = { type: 'json_object' };
   let param = 'response_format';
@@ -87,21 +94,10 @@ function planFormat(format: NonNullable<ChatCompletionRequest['response_format']
   return { ...plain, grammars: [{ grammar, param }], constraint: { grammar: { grammar, endIds: eosIds } } };
 }
 
-/** The schema of a call list: `[{"name": <one of the tools>, "arguments": <its parameters>}, ...]`. */
-function callsGrammar(tools: FunctionTool[], single: boolean, enforced: (t: FunctionTool) => boolean): GrammarSpec {
-  const defs: Schema = {};
-  const variants = tools.map((t, i) => {
-    let args: Schema = { type: 'object' };
-    if (enforced(t)) {
-      const prepared = prepareSchema(t.function.parameters ?? { type: 'object', properties: {} }, `tool${i}_`);
-      Object.assign(defs, prepared.defs);
-      args = prepared.schema;
-    }
-    return { type: 'object', properties: { name: { const: t.function.name }, arguments: args }, required: ['name', 'arguments'] };
-  });
-  const items = variants.length === 1 ? variants[0] : { anyOf: variants };
-  const schema = { type: 'array', minItems: 1, ...(single ? { maxItems: 1 } : {}), items };
-  return { type: 'json_schema', schema: JSON.stringify(withDefs(schema, defs)) };
+/** What one call region may hold: calls `{"name": <one of the tools>, "arguments": <its parameters>}`, in the dialect's layout. */
+function callsGrammar(dialect: ToolDialect, tools: FunctionTool[], single: boolean, enforced: (t: FunctionTool) => boolean): GrammarSpec {
+  const { variants, defs } = callVariants(tools, enforced);
+  return dialect.regionGrammar(variants, defs, single);
 }
 
 function withDefs(schema: Schema, defs: Schema): Schema {

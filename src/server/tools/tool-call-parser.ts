@@ -1,10 +1,14 @@
 /**
- * Streaming parser for Phi-4-mini tool calls.
+ * Streaming parser for tagged tool calls, in two syntaxes (see ToolCallSyntax):
  *
- * The model answers a tool call as `<|tool_call|>[{"name": ..., "arguments": {...}}]<|/tool_call|>`
- * (or, untagged, `functools[...]`). The parser turns output text arriving in arbitrary chunks into
- * content and tool-call events, so the server can stream OpenAI `delta.tool_calls` without ever
- * leaking the special tokens. Non-streaming responses are built from the same events.
+ * - Phi-4-mini answers a tool call as `<|tool_call|>[{"name": ..., "arguments": {...}}]<|/tool_call|>`
+ *   (or, untagged, `functools[...]`);
+ * - Qwen2.5 (Hermes style) writes one `<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>`
+ *   block per call, blocks separated by a newline.
+ *
+ * The parser turns output text arriving in arbitrary chunks into content and tool-call events, so the
+ * server can stream OpenAI `delta.tool_calls` without ever leaking the tags. Non-streaming responses
+ * are built from the same events. A region may hold one call object or a list of them in either syntax.
  *
  * Region text is scanned one character at a time by a small JSON scanner (strings, escapes,
  * nesting depth); text that could still be the start of a marker is held back until it is decided,
@@ -21,8 +25,22 @@ export interface ParsedToolCall {
   arguments: string;
 }
 
-const OPEN = '<|tool_call|>';
-const CLOSE = '<|/tool_call|>';
+/** How a model family tags its calls. */
+export interface ToolCallSyntax {
+  open: string;
+  close: string;
+  /** Phi-4's untagged `functools[...]` form is recognised too. */
+  functools: boolean;
+  /**
+   * Whitespace between content and a call, between two calls and after the last one is layout, not
+   * content (Qwen2.5 puts a newline around every block).
+   */
+  trimAroundCalls: boolean;
+}
+
+export const PHI4_TOOL_SYNTAX: ToolCallSyntax = Object.freeze({ open: '<|tool_call|>', close: '<|/tool_call|>', functools: true, trimAroundCalls: false });
+export const HERMES_TOOL_SYNTAX: ToolCallSyntax = Object.freeze({ open: '<tool_call>', close: '</tool_call>', functools: false, trimAroundCalls: true });
+
 const FUNC = 'functools';
 // The marker is `functools` plus whitespace; the `[` stays in the region so it opens the array.
 const FUNC_OPEN = /functools\s*(?=\[)/;
@@ -54,6 +72,8 @@ interface CallObject {
 
 interface Region {
   functools: boolean;
+  /** Whitespace trimmed off the content before the opening tag: content again if the region is not a call. */
+  lead: string;
   /** Region text so far, kept until a call is emitted so a malformed region can become content; null after. */
   raw: string | null;
   started: boolean;
@@ -61,8 +81,8 @@ interface Region {
   obj?: CallObject;
 }
 
-function newRegion(marker: string, functools: boolean): Region {
-  return { functools, raw: marker, started: false, arrayOpen: false };
+function newRegion(marker: string, functools: boolean, lead: string): Region {
+  return { functools, lead, raw: marker, started: false, arrayOpen: false };
 }
 
 function newObject(): CallObject {
@@ -101,22 +121,29 @@ function decode(raw: string): string | undefined {
 }
 
 /** The earliest opening marker in content text. */
-function findOpen(text: string): { at: number; marker: string; functools: boolean } | undefined {
-  const tag = text.indexOf(OPEN);
-  const fn = FUNC_OPEN.exec(text);
+function findOpen(text: string, syntax: ToolCallSyntax): { at: number; marker: string; functools: boolean } | undefined {
+  const tag = text.indexOf(syntax.open);
+  const fn = syntax.functools ? FUNC_OPEN.exec(text) : null;
   if (fn && (tag < 0 || fn.index < tag)) return { at: fn.index, marker: fn[0], functools: true };
-  return tag < 0 ? undefined : { at: tag, marker: OPEN, functools: false };
+  return tag < 0 ? undefined : { at: tag, marker: syntax.open, functools: false };
 }
 
 /** Where the suffix of content text that could still grow into an opening marker starts. */
-function heldFrom(text: string): number {
-  const fn = FUNC_HELD.exec(text);
+function heldFrom(text: string, syntax: ToolCallSyntax): number {
+  const fn = syntax.functools ? FUNC_HELD.exec(text) : null;
   if (fn) return fn.index;
-  for (let k = Math.max(0, text.length - OPEN.length + 1); k < text.length; k++) {
+  for (let k = Math.max(0, text.length - Math.max(syntax.open.length, FUNC.length) + 1); k < text.length; k++) {
     const tail = text.slice(k);
-    if (OPEN.startsWith(tail) || FUNC.startsWith(tail)) return k;
+    if (syntax.open.startsWith(tail) || (syntax.functools && FUNC.startsWith(tail))) return k;
   }
   return text.length;
+}
+
+/** Where the run of whitespace that ends `text` starts. */
+function trailingSpaceFrom(text: string): number {
+  let k = text.length;
+  while (k > 0 && WS.test(text[k - 1])) k--;
+  return k;
 }
 
 export class ToolCallParser {
@@ -125,6 +152,10 @@ export class ToolCallParser {
   private finishing = false;
   private events: ToolParseEvent[] = [];
   private readonly parsed: ParsedToolCall[] = [];
+  /** A call region closed and no content came after it yet (whitespace there is layout when trimming). */
+  private afterCall = false;
+
+  constructor(private readonly syntax: ToolCallSyntax = PHI4_TOOL_SYNTAX) {}
 
   /** Feeds the next piece of output text; returns the events it completes (text that could still be the start of a marker is held back). */
   push(text: string): ToolParseEvent[] {
@@ -166,14 +197,27 @@ export class ToolCallParser {
 
   private scanContent(pos: number): number {
     const text = this.buf.slice(pos);
-    const open = findOpen(text);
+    const trim = this.syntax.trimAroundCalls;
+    const open = findOpen(text, this.syntax);
     if (open) {
-      this.content(text.slice(0, open.at));
-      this.region = newRegion(open.marker, open.functools);
+      let before = text.slice(0, open.at);
+      let lead = '';
+      if (trim) {
+        if (this.afterCall) before = before.trimStart();
+        const end = trailingSpaceFrom(before);
+        lead = before.slice(end);
+        before = before.slice(0, end);
+      }
+      this.content(before);
+      this.region = newRegion(open.marker, open.functools, lead);
       return pos + open.at + open.marker.length;
     }
-    const keep = this.finishing ? text.length : heldFrom(text);
-    this.content(text.slice(0, keep));
+    let keep = this.finishing ? text.length : heldFrom(text, this.syntax);
+    // Trailing whitespace waits: it is layout if a call follows.
+    if (trim && !this.finishing) keep = trailingSpaceFrom(text.slice(0, keep));
+    let out = text.slice(0, keep);
+    if (trim && this.afterCall) out = out.trimStart();
+    this.content(out);
     return pos + keep;
   }
 
@@ -181,16 +225,17 @@ export class ToolCallParser {
     for (; pos < this.buf.length; pos++) {
       const ch = this.buf[pos];
       // A closing tag counts anywhere outside a JSON string; inside one it is argument text.
-      if (ch === '<' && !r.obj?.tok?.inStr) {
-        if (this.buf.startsWith(CLOSE, pos)) {
-          this.closeRegion(r, CLOSE);
-          return pos + CLOSE.length;
+      const close = this.syntax.close;
+      if (ch === close[0] && !r.obj?.tok?.inStr) {
+        if (this.buf.startsWith(close, pos)) {
+          this.closeRegion(r, close);
+          return pos + close.length;
         }
-        if (!this.finishing && CLOSE.startsWith(this.buf.slice(pos))) return pos;
+        if (!this.finishing && close.startsWith(this.buf.slice(pos))) return pos;
       }
       if (!(r.obj ? this.stepObject(r, r.obj, ch) : this.stepTop(r, ch))) {
         // Not a call after all: the region so far is content, and ch is rescanned as content.
-        this.content(r.raw ?? '');
+        this.content(r.lead + (r.raw ?? ''));
         this.region = undefined;
         return pos;
       }
@@ -314,12 +359,14 @@ export class ToolCallParser {
   private closeRegion(r: Region, tail: string): void {
     if (r.obj) this.endCall(r.obj);
     // A region that produced no call is plain text, markers included.
-    if (r.raw !== null) this.content(r.raw + tail);
+    if (r.raw !== null) this.content(r.lead + r.raw + tail);
+    else this.afterCall = true;
     this.region = undefined;
   }
 
   private content(text: string): void {
     if (!text) return;
+    this.afterCall = false;
     const last = this.events.at(-1);
     if (last?.type === 'content') last.text += text;
     else this.events.push({ type: 'content', text });
