@@ -153,13 +153,23 @@ async function loadModels() {
     return false;
   }
   const body = await res.json();
-  const ids = Array.isArray(body.data) ? body.data.map((m) => String(m.id)) : [];
+  // Aliases name the same model twice; a failed model is shown but cannot be picked.
+  const models = Array.isArray(body.data) ? body.data.filter((m) => !m.alias_of) : [];
   const selected = ui.model.value;
-  ui.model.replaceChildren(...ids.map((id) => new Option(id, id, false, id === selected)));
+  ui.model.replaceChildren(...models.map((m) => modelOption(m, selected)));
   ui.keyForm.hidden = true;
   clearError();
-  modelsLoaded = ids.length > 0;
+  modelsLoaded = models.some((m) => m.state !== 'failed');
   return modelsLoaded;
+}
+
+function modelOption(m, selected) {
+  const id = String(m.id);
+  const note = m.state === 'failed' ? ' (failed to load)' : m.state && m.state !== 'loaded' ? ' (loads on first use)' : '';
+  const option = new Option(id + note, id, false, id === selected);
+  option.disabled = m.state === 'failed';
+  if (m.error) option.title = String(m.error);
+  return option;
 }
 
 // ---------------------------------------------------------------------------------------------

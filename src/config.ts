@@ -331,7 +331,7 @@ export function parseConfig(
     else if (v !== undefined) raw.set(o.flag, v);
     else if (o.env && env[o.env] !== undefined && env[o.env] !== '') raw.set(o.flag, env[o.env] as string);
   }
-  return { kind: 'config', config: resolveConfig(raw, cwd) };
+  return { kind: 'config', config: resolveConfig(raw, cwd, argv) };
 }
 
 function spec(flag: string): OptionSpec {
@@ -426,7 +426,7 @@ export function deriveModelName(modelDir: string): string {
   return base.length > 0 ? base : 'model';
 }
 
-function resolveConfig(raw: Map<string, string | string[]>, cwd: string): ServerConfig {
+function resolveConfig(raw: Map<string, string | string[]>, cwd: string, argv: readonly string[]): ServerConfig {
   const givenDir = strValue(raw, 'model-dir');
   let modelDir: string;
   if (givenDir !== undefined) modelDir = path.resolve(cwd, givenDir);
@@ -449,7 +449,9 @@ function resolveConfig(raw: Map<string, string | string[]>, cwd: string): Server
   const modelName = strValue(raw, 'model-name')?.trim() || deriveModelName(modelDir);
   const modelsDirText = strValue(raw, 'models-dir')?.trim();
   const modelsDir = modelsDirText ? path.resolve(cwd, modelsDirText) : undefined;
-  if (modelsDir && givenDir !== undefined) throw new ConfigError('--model-dir and --models-dir exclude each other: give one');
+  // The image sets MODEL_DIR; MODELS_DIR given to it wins (main logs it). Two explicit choices are an error.
+  const modelDirFromEnvOnly = !argv.includes('--model-dir') && !argv.some((a) => a.startsWith('--model-dir='));
+  if (modelsDir && givenDir !== undefined && !modelDirFromEnvOnly) throw new ConfigError('--model-dir and --models-dir exclude each other: give one');
   const unloadAfterText = strValue(raw, 'unload-after');
   const unloadAfterMs =
     unloadAfterText === undefined ? (modelsDir ? DEFAULT_MULTI_MODEL_UNLOAD_AFTER_MS : Infinity) : unloadAfterText.trim() === 'never' ? Infinity : parseKeepAlive(unloadAfterText);

@@ -85,6 +85,7 @@ async function main(): Promise<void> {
     await buildTinyModel(config.modelDir, log, terminal);
   }
   const synthetic = !config.modelsDir && isSyntheticModel(config.modelDir);
+  if (config.modelsDir && !config.modelDirDefaulted) log.info({ modelsDir: config.modelsDir, ignoredModelDir: config.modelDir }, 'MODELS_DIR/--models-dir given: MODEL_DIR from the environment is not used');
   if (synthetic) log.warn(RANDOM_MODEL_WARNING);
   log.info(
     {

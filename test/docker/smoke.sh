@@ -190,10 +190,14 @@ build_node_offline() {
   rm -rf "$ctx" && mkdir -p "$ctx"
   cp "$node_bin" "$ctx/node"
   cp -a "$npm_dir" "$ctx/npm"
+  # Node's headers, where the official image has them: the image build compiles native/malloc-trim against them.
+  [ -f /usr/include/node/common.gypi ] || die "host Node headers missing (/usr/include/node): the image build needs them"
+  cp -a /usr/include/node "$ctx/include-node"
   cat >"$ctx/Dockerfile" <<EOF
 FROM $DEBIAN_IMAGE
 COPY node /usr/local/bin/node
 COPY npm /usr/local/lib/node_modules/npm
+COPY include-node /usr/local/include/node
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
  && groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
@@ -222,9 +226,14 @@ EOF
   rm -rf "$ctx"
 }
 
+# A node base built offline before it carried Node's headers is rebuilt.
+base_complete() {
+  [ "$2" != node ] || podman_q run --rm --pull=never "$1" test -f /usr/local/include/node/common.gypi
+}
+
 ensure_base() {
   local image="$1" kind="$2" t0=$SECONDS
-  if [ "${SMOKE_REBUILD_BASE:-0}" != 1 ] && podman image exists "$image"; then
+  if [ "${SMOKE_REBUILD_BASE:-0}" != 1 ] && podman image exists "$image" && base_complete "$image" "$kind"; then
     info "$image: cached"
     return
   fi

@@ -82,6 +82,8 @@ describe('config', () => {
     assert.equal(config(['--models-dir', 'm', '--unload-after', '1h30m']).unloadAfterMs, 5_400_000);
     assert.deepEqual(config(['--models-dir', 'm', '--preload', 'a,b']).preload, ['a', 'b']);
     assert.throws(() => parseConfig(['--models-dir', 'm', '--model-dir', 'x'], {}), /exclude each other/);
+    // The image sets MODEL_DIR: a models folder given to it wins.
+    assert.equal(config([], { MODEL_DIR: '/models', MODELS_DIR: '/all-models' }).modelsDir, '/all-models');
     assert.throws(() => parseConfig(['--unload-after', 'soon'], {}), /--unload-after/);
     assert.throws(() => parseConfig(['--max-loaded-models', '0'], {}), /--max-loaded-models/);
   });
