@@ -18,7 +18,7 @@ import metricsRoutes from '../routes/metrics.ts';
 import modelRoutes from '../routes/models.ts';
 import playgroundRoutes from '../routes/playground.ts';
 import responsesRoutes from '../routes/responses.ts';
-import type { ServerConfig } from './config.ts';
+import { ConfigError, type ServerConfig } from './config.ts';
 import { findUp } from './find-up.ts';
 import { collectGarbage } from './engine/gc.ts';
 import { trimHeap } from './engine/heap-trim.ts';
@@ -245,6 +245,8 @@ async function startModels(app: FastifyInstance, config: ServerConfig, opts: App
     pinned.push({ ctx, loadSeconds: model.loadSeconds ?? 0, close: async () => (owns ? model.engine.close() : undefined) });
   }
   const names = config.preload.includes('all') ? registry.list().map((e) => e.name) : config.preload;
+  const unknown = opts.model ? [] : names.filter((n) => !registry.find(n));
+  if (unknown.length > 0) throw new ConfigError(`--preload: no model named ${unknown.join(', ')} (served: ${registry.list().map((e) => e.name).join(', ')})`);
   await registry.start(opts.model ? [] : names, pinned);
   if (config.modelsDir || opts.model) return;
   const only = registry.list()[0];

@@ -241,6 +241,10 @@ describe('several models (--models-dir)', () => {
     }
   });
 
+  it('an unknown --preload name fails the start with the served names', async () => {
+    await assert.rejects(buildApp(testConfig({ modelsDir: dir, preload: ['tiny', 'nope'] })), /--preload: no model named nope \(served: .*tiny-qwen/);
+  });
+
   it('admin routes need the key when keys are set', async () => {
     const s = await startModelsServer({ apiKeys: ['secret'] });
     try {

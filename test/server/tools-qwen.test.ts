@@ -17,7 +17,7 @@ import type { ChatCompletionRequest } from '../../src/server/protocol/chat.ts';
 import { loadGrammarVocab } from '../../src/engine/grammar/grammar-vocab.ts';
 import { prepareChat } from '../../src/server/serving/chat.ts';
 import { loadTestModel, postJson, startServer, type TestServer } from '../helpers/server.ts';
-import { TIME, WEATHER } from '../helpers/tool-schemas.ts';
+import { TIME, WEATHER, collectToolCallStream } from '../helpers/tool-schemas.ts';
 import { FIXTURES } from '../setup/model-paths.ts';
 
 const QWEN = 'qwen2.5-tiny';
@@ -87,23 +87,7 @@ describe('Qwen2.5 tool calls', () => {
 
   it('streaming: OpenAI tool-call deltas reassemble into a valid call, no tags in content', async () => {
     const stream = await client.chat.completions.create({ model: QWEN, messages, tools: TOOLS, tool_choice: 'required', seed: 6, max_tokens: 80, stream: true });
-    const calls: Call[] = [];
-    let content = '';
-    let finish: string | null = null;
-    let fragments = 0;
-    for await (const chunk of stream) {
-      const c = chunk.choices[0];
-      if (!c) continue;
-      content += c.delta.content ?? '';
-      for (const d of c.delta.tool_calls ?? []) {
-        if (d.id) calls[d.index] = { id: d.id, type: d.type!, function: { name: d.function!.name!, arguments: '' } };
-        if (d.function?.arguments) {
-          calls[d.index].function.arguments += d.function.arguments;
-          fragments++;
-        }
-      }
-      finish = c.finish_reason ?? finish;
-    }
+    const { calls, content, finish, fragments } = await collectToolCallStream(stream);
     assert.equal(finish, 'tool_calls');
     assert.equal(content, '');
     assert.ok(fragments > 1, 'arguments arrive in fragments');

@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import type { ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { LoadedModel } from '../../src/app.ts';
 import { MODEL_NAME, startServer, startSdkServer, type SdkServer, type TestServer } from '../helpers/server.ts';
-import { TIME, WEATHER } from '../helpers/tool-schemas.ts';
+import { TIME, WEATHER, collectToolCallStream } from '../helpers/tool-schemas.ts';
 
 let model: LoadedModel;
 let server: TestServer;
@@ -72,23 +72,7 @@ describe('tool calls', () => {
 
   it('streaming: OpenAI tool-call deltas reassemble into valid calls, no special tokens in content', async () => {
     const stream = await client.chat.completions.create({ model: MODEL_NAME, messages, tools: TOOLS, tool_choice: 'required', parallel_tool_calls: false, seed: 6, max_tokens: 80, stream: true });
-    const calls: { id: string; type: string; function: { name: string; arguments: string } }[] = [];
-    let content = '';
-    let finish: string | null = null;
-    let fragments = 0;
-    for await (const chunk of stream) {
-      const c = chunk.choices[0];
-      if (!c) continue;
-      content += c.delta.content ?? '';
-      for (const d of c.delta.tool_calls ?? []) {
-        if (d.id) calls[d.index] = { id: d.id, type: d.type!, function: { name: d.function!.name!, arguments: '' } };
-        if (d.function?.arguments) {
-          calls[d.index].function.arguments += d.function.arguments;
-          fragments++;
-        }
-      }
-      finish = c.finish_reason ?? finish;
-    }
+    const { calls, content, finish, fragments } = await collectToolCallStream(stream);
     assert.equal(finish, 'tool_calls');
     assert.equal(content, '');
     assert.ok(fragments > 1, 'arguments arrive in fragments');
