@@ -3,6 +3,9 @@
  * bounded integers only (a free string may never be closed by random weights); and the client's
  * side of a streamed tool call.
  */
+import assert from 'node:assert/strict';
+import { Ajv } from 'ajv';
+
 export const WEATHER = {
   type: 'object',
   properties: { city: { enum: ['Paris', 'Oslo', 'Lima'] }, unit: { enum: ['c', 'f'] }, days: { type: 'integer', minimum: 1, maximum: 7 } },
@@ -11,6 +14,20 @@ export const WEATHER = {
 };
 
 export const TIME = { type: 'object', properties: { zone: { enum: ['UTC', 'CET'] }, exact: { type: 'boolean' } }, required: ['zone', 'exact'] };
+
+/** Validators of the tools' arguments, by tool name (get_weather: WEATHER, get_time: TIME). */
+export const byName: Record<string, (v: unknown) => boolean> = { get_weather: new Ajv().compile(WEATHER), get_time: new Ajv().compile(TIME) };
+
+/** Every call is an OpenAI function call to one of `names`, with arguments valid against its schema. */
+export function assertValidCalls(calls: StreamedCall[] | undefined, names: string[]): void {
+  assert.ok(calls && calls.length > 0, 'no tool calls');
+  for (const c of calls) {
+    assert.match(c.id, /^call_/);
+    assert.equal(c.type, 'function');
+    assert.ok(names.includes(c.function.name), c.function.name);
+    assert.ok(byName[c.function.name](JSON.parse(c.function.arguments)), c.function.arguments);
+  }
+}
 
 /** A streamed call as the client reassembles it from `delta.tool_calls`. */
 export interface StreamedCall {

@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
-import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { FunctionTool } from 'openai/resources/responses/responses';
@@ -17,7 +16,7 @@ import type { ChatCompletionRequest } from '../../src/server/protocol/chat.ts';
 import { loadGrammarVocab } from '../../src/engine/grammar/grammar-vocab.ts';
 import { prepareChat } from '../../src/server/serving/chat.ts';
 import { loadTestModel, postJson, startServer, type TestServer } from '../helpers/server.ts';
-import { TIME, WEATHER, collectToolCallStream } from '../helpers/tool-schemas.ts';
+import { TIME, WEATHER, assertValidCalls, byName, collectToolCallStream } from '../helpers/tool-schemas.ts';
 import { FIXTURES } from '../setup/model-paths.ts';
 
 const QWEN = 'qwen2.5-tiny';
@@ -46,21 +45,11 @@ const TOOLS: ChatCompletionTool[] = [
   { type: 'function', function: { name: 'get_weather', description: 'Weather forecast', parameters: WEATHER } },
   { type: 'function', function: { name: 'get_time', parameters: TIME } },
 ];
-const byName: Record<string, (v: unknown) => boolean> = { get_weather: new Ajv().compile(WEATHER), get_time: new Ajv().compile(TIME) };
 const QUESTION = 'What is the weather in Paris this week?';
 const messages: ChatCompletionMessageParam[] = [{ role: 'user', content: QUESTION }];
 
 type Call = { id: string; type: string; function: { name: string; arguments: string } };
 
-function assertValidCalls(calls: Call[] | undefined, names: string[]) {
-  assert.ok(calls && calls.length > 0, 'no tool calls');
-  for (const c of calls) {
-    assert.match(c.id, /^call_/);
-    assert.equal(c.type, 'function');
-    assert.ok(names.includes(c.function.name), c.function.name);
-    assert.ok(byName[c.function.name](JSON.parse(c.function.arguments)), c.function.arguments);
-  }
-}
 
 /** The token ids the server would queue for this request. */
 async function promptIds(body: { messages: ChatCompletionMessageParam[]; tools: ChatCompletionTool[] }): Promise<number[]> {

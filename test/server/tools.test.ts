@@ -5,12 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import type { ChatCompletionTool } from 'openai/resources/chat/completions';
 import type { LoadedModel } from '../../src/app.ts';
 import { MODEL_NAME, startServer, startSdkServer, type SdkServer, type TestServer } from '../helpers/server.ts';
-import { TIME, WEATHER, collectToolCallStream } from '../helpers/tool-schemas.ts';
+import { TIME, WEATHER, assertValidCalls, byName, collectToolCallStream } from '../helpers/tool-schemas.ts';
 
 let model: LoadedModel;
 let server: TestServer;
@@ -28,19 +27,9 @@ const TOOLS: ChatCompletionTool[] = [
   { type: 'function', function: { name: 'get_weather', description: 'Weather forecast', parameters: WEATHER } },
   { type: 'function', function: { name: 'get_time', parameters: TIME } },
 ];
-const byName: Record<string, (v: unknown) => boolean> = { get_weather: new Ajv().compile(WEATHER), get_time: new Ajv().compile(TIME) };
 const messages = [{ role: 'user' as const, content: 'What is the weather in Paris this week?' }];
 const TOOL_CALL_TOKEN = '200025';
 
-function assertValidCalls(calls: { id: string; type: string; function: { name: string; arguments: string } }[] | undefined, names: string[]) {
-  assert.ok(calls && calls.length > 0, 'no tool calls');
-  for (const c of calls) {
-    assert.match(c.id, /^call_/);
-    assert.equal(c.type, 'function');
-    assert.ok(names.includes(c.function.name), c.function.name);
-    assert.ok(byName[c.function.name](JSON.parse(c.function.arguments)), c.function.arguments);
-  }
-}
 
 describe('tool calls', () => {
   it("tool_choice 'required': a call to one of the tools, arguments valid, finish_reason tool_calls", async () => {
