@@ -119,10 +119,7 @@ export async function buildApp(config: ServerConfig, opts: AppOptions = {}): Pro
   const metrics = new ServingMetrics({ ...(config.modelsDir ? {} : { modelName: config.modelName }), processMetrics: opts.processMetrics });
   const observer = new RequestObserver(metrics, config.logContent);
   const registry = createRegistry(app, config, opts, metrics, observer);
-  metrics.countModelsWith(() => {
-    const entries = registry.list();
-    return { loaded: entries.filter((e) => e.state === 'loaded').length, listed: entries.length };
-  });
+  metrics.countLoadedModelsWith(() => registry.list().filter((e) => e.state === 'loaded').length);
   app.decorate('models', registry);
   app.decorate('metrics', metrics);
   app.decorate('inflight', observer.inflight);

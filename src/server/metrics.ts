@@ -111,17 +111,12 @@ interface FollowedModel {
   stopFollowingSteps: () => void;
 }
 
-/** What the model registry tells the metrics when scraped. */
-export interface ModelCounts {
-  loaded: number;
-  listed: number;
-}
 
 export class ServingMetrics {
   readonly registry = new Registry();
   private readonly followed = new Map<string, FollowedModel>();
   private readonly stats = new WeakMap<RequestTrace, TraceStats>();
-  private modelCounts: () => ModelCounts = () => ({ loaded: this.followed.size, listed: this.followed.size });
+  private loadedModels: () => number = () => this.followed.size;
 
   private readonly ttft: Histogram<'model_name'>;
   private readonly itl: Histogram<'model_name'>;
@@ -260,7 +255,7 @@ export class ServingMetrics {
       help: 'Models loaded now (their workers and sessions hold memory).',
       registers,
       collect() {
-        this.set(self.modelCounts().loaded);
+        this.set(self.loadedModels());
       },
     });
     this.modelInfo = new Gauge({
@@ -271,9 +266,9 @@ export class ServingMetrics {
     });
   }
 
-  /** How many models the registry lists and has loaded (read when scraped). */
-  countModelsWith(read: () => ModelCounts): void {
-    this.modelCounts = read;
+  /** How many models the registry has loaded (read when scraped). */
+  countLoadedModelsWith(read: () => number): void {
+    this.loadedModels = read;
   }
 
   /** Starts following a loaded model's serving context; returns the function that stops it. */
