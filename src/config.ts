@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ENGINE_DEFAULTS } from './engine/limits.ts';
-import { ITL_FACTOR } from './engine/step-cost.ts';
+import { ITL_FACTOR, PREFILL_CHUNK_MAX, PREFILL_CHUNK_MIN } from './engine/step-cost.ts';
 import { DEFAULT_THREADS_DESCRIPTION, defaultThreads } from './engine/threads.ts';
 import type { Int8Steps, KvUpdate } from './engine/types.ts';
 import { parseKeepAlive } from './server/models/keep-alive.ts';
@@ -158,7 +158,7 @@ const OPTIONS: readonly OptionSpec[] = [
     help: 'ONNX Runtime intra-op threads',
   },
   { flag: 'device', env: 'DEVICE', kind: 'string', defaultText: 'cpu', help: 'cpu|cuda (cuda falls back to cpu, with a log line, when unavailable)' },
-  { flag: 'prefill-chunk', env: 'PREFILL_CHUNK', kind: 'int', min: 1, defaultText: String(ENGINE_DEFAULTS.prefillChunk), help: 'prompt tokens per model step when nothing else decodes (bounds the attention scratch of long prompts)' },
+  { flag: 'prefill-chunk', env: 'PREFILL_CHUNK', kind: 'int', min: 1, defaultText: `auto: ${PREFILL_CHUNK_MIN}-${PREFILL_CHUNK_MAX}, from the step cost measured at load`, help: 'prompt tokens per model step when nothing else decodes (larger chunks hold more activation memory while a step runs)' },
   { flag: 'max-running-seqs', env: 'MAX_RUNNING_SEQS', kind: 'int', min: 1, defaultText: String(ENGINE_DEFAULTS.maxRunningSeqs), help: 'sequences decoded together in every model step; more wait in line' },
   {
     flag: 'max-batch-tokens',

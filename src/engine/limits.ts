@@ -9,7 +9,6 @@ import type { EngineLimits, EngineOptions, ModelInfo } from './types.ts';
 
 export const ENGINE_DEFAULTS = {
   maxRunningSeqs: 8,
-  prefillChunk: 128,
   kvGrowthChunk: 256,
   prefixCacheIdleMs: 300_000,
   /** Share of the memory available after the weights are loaded that KV may take by default. */
@@ -28,7 +27,9 @@ export function defaultKvBudgetBytes(): number {
   return Math.max(64 * 1024 * 1024, Math.floor(availableMemory() * ENGINE_DEFAULTS.kvShareOfFree));
 }
 
-export interface ResolvedLimits extends Omit<EngineLimits, 'stepCost'> {
+export interface ResolvedLimits extends Omit<EngineLimits, 'stepCost' | 'prefillChunk'> {
+  /** Unset: sized from the step cost measured at load (step-cost.ts). */
+  prefillChunk?: number;
   growthChunk: number;
   prefixCacheIdleMs: number;
 }
@@ -45,7 +46,7 @@ export function resolveLimits(opts: EngineOptions, info: ModelInfo, shape: KvSha
   return {
     maxRunningSeqs,
     ...(opts.maxBatchTokens !== undefined ? { maxBatchTokens: Math.max(2, opts.maxBatchTokens) } : {}),
-    prefillChunk: Math.max(1, opts.prefillChunk ?? ENGINE_DEFAULTS.prefillChunk),
+    ...(opts.prefillChunk !== undefined ? { prefillChunk: Math.max(1, opts.prefillChunk) } : {}),
     kvBudgetBytes,
     contextLength,
     prefixCache: opts.prefixCache ?? true,

@@ -16,7 +16,7 @@
 import { KvBlock } from './kv/kv-block.ts';
 import type { KvMemory } from './kv/kv-memory.ts';
 import { PrefixCache, type CacheEntry } from './kv/prefix-cache.ts';
-import type { StepPlan, StepRunner } from './runners/step-runner.ts';
+import type { PrefillInput, StepPlan, StepRunner } from './runners/step-runner.ts';
 import { RideAlong, type StepCost } from './step-cost.ts';
 import type { Sequence } from './sequence.ts';
 import type { FinishReason, StepRecord } from './types.ts';
@@ -108,7 +108,7 @@ export class Scheduler {
     const started = performance.now();
     this.reap();
     this.admit();
-    const plan = this.plan();
+    const plan = this.plan(started);
     if (!plan) return false;
     const decoders = [...this.decoding];
     const prefiller = plan.prefill ? this.prefilling : undefined;
@@ -123,12 +123,13 @@ export class Scheduler {
     }
     const runMs = performance.now() - runStart;
     await Promise.all([...decoders, prefiller].map((seq) => seq?.ready()));
-    this.complete(plan, decoders, prefiller, logits);
+    const joinMs = this.complete(plan, decoders, prefiller, logits);
     const stepMs = performance.now() - started;
     const overheadMs = stepMs - runMs;
     for (const seq of decoders) seq.steppedWith(overheadMs);
     const prompt = plan.prefill?.tokens.length ?? 0;
-    this.rideAlong.observe(decoders.length, prompt, stepMs);
+    // Before the run the step admits, lays out and copies rows; that and a join are moves, not model work.
+    this.rideAlong.observe(decoders.length, prompt, stepMs - (runStart - started) - joinMs);
     const tokens = decoders.length + prompt;
     this.onStep({ tokens, sequences: decoders.length + (prefiller ? 1 : 0), runMs });
     // The step's outputs (new KV rows, logits) are garbage now; so is what reallocations left.
@@ -228,31 +229,38 @@ export class Scheduler {
     return true;
   }
 
-  /** The next step: a token per decoding sequence and a prompt chunk under the token budget. */
-  private plan(): StepPlan | undefined {
+  /** The next step (begun at `started`): a token per decoding sequence and a prompt chunk under the token budget. */
+  private plan(started: number): StepPlan | undefined {
     const plan: StepPlan = {};
     if (this.decoding.length > 0 && this.fitDecodeBatch()) {
       plan.decode = { block: this.decodeBlock, tokens: this.decoding.map((s) => s.tokens[s.computed]) };
     }
     const seq = this.prefilling;
-    if (seq && (this.runner.batched || !plan.decode)) {
-      const budget = plan.decode ? this.chunkBeside(this.decoding.length) : this.opts.prefillChunk;
-      const count = Math.min(seq.pending, budget, this.opts.prefillChunk);
-      const block = seq.block!;
-      const end = seq.computed + count;
-      // The layout widens with the prompt, so an early chunk attends over a short past; the last
-      // chunk also makes room for the first decoded token, so decoding does not start by moving rows.
-      const need = end === seq.tokens.length ? end + 1 : end;
-      if (need > block.stride) block.arrange(1, this.round(need));
-      plan.prefill = { block, tokens: seq.tokens.slice(seq.computed, end), logits: end === seq.tokens.length };
-    }
+    if (seq && (this.runner.batched || !plan.decode)) plan.prefill = this.promptChunk(seq, plan.decode ? this.decoding.length : 0, started);
     return plan.decode || plan.prefill ? plan : undefined;
   }
 
-  /** Prompt tokens a step may carry beside `decoding` decode rows. */
-  private chunkBeside(decoding: number): number {
+  /** The next chunk of `seq`'s prompt beside `decoding` decode rows, in a step begun at `started`. */
+  private promptChunk(seq: Sequence, decoding: number, started: number): PrefillInput {
+    const budget = (spentMs: number) => (decoding > 0 ? this.chunkBeside(decoding, spentMs) : this.opts.prefillChunk);
+    let count = Math.min(seq.pending, budget(performance.now() - started), this.opts.prefillChunk);
+    const block = seq.block!;
+    // The layout widens with the prompt, so an early chunk attends over a short past; the last
+    // chunk also makes room for the first decoded token, so decoding does not start by moving rows.
+    const need = seq.computed + count === seq.tokens.length ? seq.computed + count + 1 : seq.computed + count;
+    if (need > block.stride) {
+      block.arrange(1, this.round(need));
+      // Widening moved the rows (and touched new pages): the decoding rows have waited for that already.
+      count = Math.min(count, budget(performance.now() - started));
+    }
+    const end = seq.computed + count;
+    return { block, tokens: seq.tokens.slice(seq.computed, end), logits: end === seq.tokens.length };
+  }
+
+  /** Prompt tokens a step may carry beside `decoding` decode rows, `spentMs` of the step already spent. */
+  private chunkBeside(decoding: number, spentMs: number): number {
     const fixed = this.opts.maxBatchTokens;
-    return fixed !== undefined ? Math.max(1, fixed - decoding) : this.rideAlong.next(decoding);
+    return fixed !== undefined ? Math.max(1, fixed - decoding) : this.rideAlong.next(decoding, spentMs);
   }
 
   /** Widens the decode batch's layout for this step's rows, preempting while the budget cannot hold it. */
@@ -276,8 +284,11 @@ export class Scheduler {
     }
   }
 
-  /** Samples every sequence that has logits in this step, ends the finished ones and moves a completed prompt into the decode batch. */
-  private complete(plan: StepPlan, decoders: Sequence[], prefiller: Sequence | undefined, logits: Float32Array[]): void {
+  /**
+   * Samples every sequence that has logits in this step, ends the finished ones and moves a
+   * completed prompt into the decode batch; returns the milliseconds that move took.
+   */
+  private complete(plan: StepPlan, decoders: Sequence[], prefiller: Sequence | undefined, logits: Float32Array[]): number {
     const ended: [Sequence, FinishReason, string?][] = [];
     decoders.forEach((seq, row) => {
       seq.computed++;
@@ -287,12 +298,17 @@ export class Scheduler {
     // Highest slot first: leaving moves the last slot into the hole.
     ended.sort((a, b) => b[0].slot - a[0].slot);
     for (const [seq, reason, error] of ended) this.end(seq, reason, error);
-    if (!prefiller || !plan.prefill) return;
+    if (!prefiller || !plan.prefill) return 0;
     prefiller.computed += plan.prefill.tokens.length;
-    if (!plan.prefill.logits) return;
+    if (!plan.prefill.logits) return 0;
     const [reason, error] = this.accept(prefiller, logits[decoders.length]);
-    if (reason) this.end(prefiller, reason, error);
-    else this.join(prefiller);
+    if (reason) {
+      this.end(prefiller, reason, error);
+      return 0;
+    }
+    const joinStart = performance.now();
+    this.join(prefiller);
+    return performance.now() - joinStart;
   }
 
   private accept(seq: Sequence, logits: Float32Array): [FinishReason | undefined, string?] {

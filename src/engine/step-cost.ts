@@ -3,8 +3,8 @@
  * the size of the prompt chunk that may ride along with decoding sequences: as many tokens as keep
  * the step at `ITL_FACTOR` times a decode-only step. Weight matmuls dominate a step, and their cost
  * grows with its rows at a rate that differs a lot between CPUs, so the chunk comes from measured
- * costs, not a fixed count; and because a prompt's rows get dearer as its past grows (attention),
- * the chunk then follows the steps actually run (`RideAlong`).
+ * costs, not a fixed count; and because a step carrying a prompt gets dearer as the prompt's past
+ * grows (attention reads it), the chunk then follows the steps actually run (`RideAlong`).
  */
 import { KvBlock } from './kv/kv-block.ts';
 import type { KvMemory } from './kv/kv-memory.ts';
@@ -46,14 +46,36 @@ export async function calibrateStepCost(runner: StepRunner, memory: KvMemory): P
   return { fixedMs: Math.max(0, one - perTokenMs), perTokenMs };
 }
 
+/** Bounds of the prompt chunk when nothing decodes. */
+export const PREFILL_CHUNK_MIN = 32;
+export const PREFILL_CHUNK_MAX = 128;
+/** Share of a prompt chunk's step its fixed cost may take. */
+const FIXED_SHARE = 0.1;
+
+/**
+ * Prompt tokens per step when nothing decodes: the fewest (in steps of 16) that keep the step's
+ * fixed cost within FIXED_SHARE of it. A larger chunk reads the prompt barely faster, but its
+ * activations (attention scores grow with rows x past) are freed into the C heap, which keeps
+ * them resident while a step runs: 128-token chunks cost ~0.9 GiB of RSS beyond the KV budget
+ * where 32-token chunks cost none, at the same prefill speed on a CPU whose rows are dear.
+ */
+export function prefillChunkFor(cost: StepCost): number {
+  const rows = Math.ceil(cost.fixedMs / (FIXED_SHARE * cost.perTokenMs) / 16) * 16;
+  return Math.min(PREFILL_CHUNK_MAX, Math.max(PREFILL_CHUNK_MIN, rows));
+}
+
 /** Weight of the newest observation in the running estimates. */
 const SMOOTHING = 0.3;
 
 /**
- * The prompt chunk beside decoding sequences, steered by the steps it produces: a step that came
- * out dearer than ITL_FACTOR times the decode-only step shrinks the next chunk in proportion, a
- * cheaper one grows it. The decode-only cost is the load-time model scaled by how decode-only steps
- * have compared with it lately (the host's speed drifts).
+ * The prompt chunk beside decoding sequences, steered by the steps it produces toward ITL_FACTOR
+ * times a decode-only step. Near any chunk a step costs about `perTokenMs` more per prompt token
+ * (the weight matmuls) on top of what reading the prompt's past costs (attention streams it once a
+ * step, and it grows with the prompt); so each step's shortfall or excess against the aim, in
+ * tokens, moves the chunk, whatever that past costs. Time a step spends moving rows (a layout that
+ * widens, a prompt joining the batch) is not the chunk's doing: it is taken off the chunk of the
+ * step that pays it and left out of what is learnt. The decode-only cost is the load-time model
+ * scaled by how decode-only steps have compared with it lately (the host's speed drifts).
  */
 export class RideAlong {
   private drift = 1;
@@ -65,13 +87,17 @@ export class RideAlong {
     return this.drift * (this.cost.fixedMs + this.cost.perTokenMs * decoding);
   }
 
-  /** Prompt tokens for the next step beside `decoding` one-token rows: at least one. */
-  next(decoding: number): number {
-    this.chunk ??= ((ITL_FACTOR - 1) * this.decodeOnlyMs(decoding)) / (this.drift * this.cost.perTokenMs);
-    return Math.max(1, Math.floor(this.chunk));
+  private get perTokenMs(): number {
+    return this.drift * this.cost.perTokenMs;
   }
 
-  /** A step ran: `decoding` one-token rows and `prompt` prompt tokens in `ms`. */
+  /** Prompt tokens for the next step beside `decoding` one-token rows, `spentMs` of it already spent moving rows: at least one. */
+  next(decoding: number, spentMs = 0): number {
+    this.chunk ??= ((ITL_FACTOR - 1) * this.decodeOnlyMs(decoding)) / this.perTokenMs;
+    return Math.max(1, Math.floor(this.chunk - spentMs / this.perTokenMs));
+  }
+
+  /** A step ran: `decoding` one-token rows and `prompt` prompt tokens in `ms`, time spent moving rows left out. */
   observe(decoding: number, prompt: number, ms: number): void {
     if (decoding === 0) return;
     if (prompt === 0) {
@@ -79,10 +105,8 @@ export class RideAlong {
       this.drift += SMOOTHING * (ms / modelled - this.drift);
       return;
     }
-    // What the prompt's tokens cost in this step, per token, and the chunk that would have hit the aim.
-    const decodeOnly = this.decodeOnlyMs(decoding);
-    const perPromptToken = (ms - decodeOnly) / prompt;
-    const aimed = perPromptToken > 0 ? ((ITL_FACTOR - 1) * decodeOnly) / perPromptToken : 2 * prompt;
+    // The chunk that would have hit the aim, from this step (the cost is about linear in the chunk near it).
+    const aimed = Math.max(1, prompt + (ITL_FACTOR * this.decodeOnlyMs(decoding) - ms) / this.perTokenMs);
     this.chunk = (this.chunk ?? aimed) + SMOOTHING * (aimed - (this.chunk ?? aimed));
   }
 }

@@ -13,7 +13,7 @@ import { resolveLimits, type ResolvedLimits } from './limits.ts';
 import { loadDecoder, type LoadedDecoder } from './model-session.ts';
 import { Scheduler } from './scheduler.ts';
 import { Sequence } from './sequence.ts';
-import { calibrateStepCost } from './step-cost.ts';
+import { calibrateStepCost, prefillChunkFor } from './step-cost.ts';
 import type { EngineOptions, GenerationEvent, GenerationRequest, StepRecord } from './types.ts';
 import type { FromWorker, ToWorker, WorkerStats } from './worker-protocol.ts';
 
@@ -35,10 +35,11 @@ try {
   const stepCost = await calibrateStepCost(decoder.runner, memory);
   // Loading decoded the model's graph into this heap; that garbage would otherwise sit there idle.
   collectGarbage();
-  scheduler = new Scheduler(decoder.runner, memory, { ...limits, stepCost }, (step) => postStep(step));
+  const prefillChunk = limits.prefillChunk ?? prefillChunkFor(stepCost);
+  scheduler = new Scheduler(decoder.runner, memory, { ...limits, prefillChunk, stepCost }, (step) => postStep(step));
   grammars = new Grammars(opts.modelDir, decoder.info.vocabSize, decoder.info.eosTokenIds);
   const { growthChunk: _g, prefixCacheIdleMs: _i, ...engineLimits } = limits;
-  post({ type: 'ready', info: decoder.info, session: decoder.description, limits: { ...engineLimits, stepCost } });
+  post({ type: 'ready', info: decoder.info, session: decoder.description, limits: { ...engineLimits, prefillChunk, stepCost } });
 } catch (err) {
   post({ type: 'fatal', error: err instanceof Error ? err.message : String(err) });
   process.exit(1);
