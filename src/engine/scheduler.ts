@@ -219,14 +219,21 @@ export class Scheduler {
     return true;
   }
 
-  /** Evicts cached prefixes (never `keep`) until `positions` more fit the budget; false if they cannot. */
+  /**
+   * Evicts cached prefixes (never `keep`) until `positions` more fit the budget; false if they
+   * cannot. What was evicted is collected before the caller touches new rows: until V8 collects
+   * an evicted buffer it stays resident, on top of a full budget.
+   */
   private makeRoom(positions: number, keep?: CacheEntry): boolean {
+    let evicted = false;
     while (this.memory.availablePositions < positions) {
       const block = this.cache.evict(keep);
-      if (!block) return false;
+      if (!block) break;
       block.clear();
+      evicted = true;
     }
-    return true;
+    if (evicted) this.memory.collect(true);
+    return this.memory.availablePositions >= positions;
   }
 
   /** The next step (begun at `started`): a token per decoding sequence and a prompt chunk under the token budget. */

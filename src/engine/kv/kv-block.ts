@@ -43,6 +43,17 @@ interface Layout {
   valuesAt: number;
 }
 
+/**
+ * Every layer's buffer as a view of one allocation. Per layer, a block of a few hundred positions
+ * is a few MB, which glibc serves from its heap and keeps resident after V8 frees it (the heap is
+ * only trimmed when the engine idles); the whole block is large enough to be mapped on its own,
+ * lazily, and unmapped when it is collected.
+ */
+function allocateLayers(count: number, floats: number): Float32Array[] {
+  const buffer = new ArrayBuffer(count * floats * Float32Array.BYTES_PER_ELEMENT);
+  return Array.from({ length: count }, (_, l) => new Float32Array(buffer, l * floats * Float32Array.BYTES_PER_ELEMENT, floats));
+}
+
 export class KvBlock {
   /** Positions written per slot. */
   readonly lengths: number[] = [];
@@ -138,12 +149,10 @@ export class KvBlock {
   private reallocate(positions: number, kept: number, stride: number): void {
     const from = this.layout();
     const to: Layout = { stride, valuesAt: positions * this.rowFloats };
-    const layers = this.layers.map((src) => {
-      const dst = new Float32Array(2 * positions * this.rowFloats);
-      for (let s = 0; s < kept; s++) this.forEachRow(s, s, 0, this.lengths[s], from, to, (a, b, n) => dst.set(src.subarray(a, a + n), b));
-      return dst;
+    const layers = allocateLayers(this.shape.numLayers, 2 * positions * this.rowFloats);
+    this.layers.forEach((src, l) => {
+      for (let s = 0; s < kept; s++) this.forEachRow(s, s, 0, this.lengths[s], from, to, (a, b, n) => layers[l].set(src.subarray(a, a + n), b));
     });
-    while (layers.length < this.shape.numLayers) layers.push(new Float32Array(2 * positions * this.rowFloats));
     this.footprint.shrink(this.reached);
     this.reached = 0;
     this.layers = layers;
