@@ -56,8 +56,7 @@ const FIXED_SHARE = 0.1;
  * Prompt tokens per step when nothing decodes: the fewest (in steps of 16) that keep the step's
  * fixed cost within FIXED_SHARE of it. A larger chunk reads the prompt barely faster, but its
  * activations (attention scores grow with rows x past) are freed into the C heap, which keeps
- * them resident while a step runs: 128-token chunks cost ~0.9 GiB of RSS beyond the KV budget
- * where 32-token chunks cost none, at the same prefill speed on a CPU whose rows are dear.
+ * them resident while a step runs (measured in docs/engine.md, Memory).
  */
 export function prefillChunkFor(cost: StepCost): number {
   const rows = Math.ceil(cost.fixedMs / (FIXED_SHARE * cost.perTokenMs) / 16) * 16;
