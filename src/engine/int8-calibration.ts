@@ -10,6 +10,7 @@ import onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
 import type { GraphProto, NodeProto } from '../onnx/graph.ts';
 import { tensorReader } from './graphs/derived-model.ts';
+import type { IntegerWeights } from './cpu-features.ts';
 import { inlineStore, replaceWithIntegerMatMuls } from './graphs/int8-model.ts';
 import { intAttribute } from './graphs/graph-edit.ts';
 
@@ -77,11 +78,11 @@ async function timeRows(session: ort.InferenceSession, ks: number[], rows: numbe
   return samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)];
 }
 
-export async function calibrateInt8(modelPath: string, options: ort.InferenceSession.SessionOptions): Promise<Int8Calibration> {
+export async function calibrateInt8(modelPath: string, options: ort.InferenceSession.SessionOptions, weightType: IntegerWeights): Promise<Int8Calibration> {
   const int4 = layerGraph(modelPath);
   const ks = (int4.graph?.input ?? []).map((i) => Number(i.type?.tensorType?.shape?.dim?.[2]?.dimValue));
   const int8 = onnx.ModelProto.decode(onnx.ModelProto.encode(int4).finish());
-  replaceWithIntegerMatMuls(int8, (t) => Uint8Array.from(t.rawData ?? []), inlineStore, new Set());
+  replaceWithIntegerMatMuls(int8, (t) => Uint8Array.from(t.rawData ?? []), inlineStore, new Set(), weightType);
   const s4 = await ort.InferenceSession.create(onnx.ModelProto.encode(int4).finish(), options);
   const s8 = await ort.InferenceSession.create(onnx.ModelProto.encode(int8).finish(), options);
   try {

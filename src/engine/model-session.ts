@@ -11,6 +11,7 @@ import { ensureDerivedModel, type DerivedModel } from './graphs/derived-model.ts
 import { int8Derivation, int8WeightBytes } from './graphs/int8-model.ts';
 import { EMBEDDING_METADATA_KEY, EmbeddingReader, INPUTS_EMBEDS, type EmbeddingTable } from './graphs/embedding-input.ts';
 import { lastPositionDerivation } from './graphs/last-position-model.ts';
+import { integerWeightsFor } from './cpu-features.ts';
 import { calibrateInt8, type Int8Calibration } from './int8-calibration.ts';
 import type { LoadProgress } from './load-progress.ts';
 import type { KvShape } from './kv/kv-block.ts';
@@ -143,9 +144,10 @@ async function loadInt8(config: LoadedModelConfig, opts: EngineOptions, threads:
     return { description: { enabled: false, weightBytes, note: `its ${(weightBytes / GiB).toFixed(1)} GiB of weights do not fit beside the KV budget (${(available / GiB).toFixed(1)} GiB available)` } };
   }
   const progress = hooks.progress;
+  const weightType = integerWeightsFor();
   const derived = ensureDerivedModel(
     config.modelPath,
-    int8Derivation(batchedIo(config)),
+    int8Derivation(batchedIo(config), weightType),
     progress && ((done, total) => progress({ task: 'writing int8 weights (once)', done, total, unit: 'bytes' })),
   );
   if (derived.fallbackReason !== undefined) return { description: { enabled: false, note: `the int8 graph cannot be derived: ${derived.fallbackReason}` } };
@@ -153,12 +155,13 @@ async function loadInt8(config: LoadedModelConfig, opts: EngineOptions, threads:
   let calibration: Int8Calibration | undefined;
   let minRows = opts.int8MinRows;
   if (minRows === undefined) {
-    calibration = await calibrateInt8(config.modelPath, options);
+    calibration = await calibrateInt8(config.modelPath, options, weightType);
     minRows = calibration.minRows;
     if (minRows === undefined && mode === 'auto') return { description: { enabled: false, weightBytes, calibration, note: 'int8 measured no faster than int4 here at any step size' } };
   }
   const session = await ort.InferenceSession.create(derived.path, options);
-  const note = opts.int8MinRows !== undefined ? '--int8-min-rows' : minRows === undefined ? 'on (--int8-steps on) although it measured no faster' : 'measured at load';
+  const chosen = opts.int8MinRows !== undefined ? '--int8-min-rows' : minRows === undefined ? 'on (--int8-steps on) although it measured no faster' : 'measured at load';
+  const note = weightType === 'u8' ? `${chosen}; u8 weights (no VNNI on this CPU)` : chosen;
   return { session, description: { enabled: true, minRows: minRows ?? 1, weightBytes, calibration, note } };
 }
 

@@ -9,14 +9,17 @@
  * per output column from the export's int4 blocks, int8-weights.ts), and a rescale:
  *   y[r, n] = scale[r] * s[n] * (q[r] . w[n] - zp[r] * sum_k w[k, n])
  * (onnxruntime's MatMulInteger takes only one zero point per tensor, so the per-row zero point is
- * corrected after the product). The int8 weights go to the derived graph's own data file. The
- * projections named in `keep` (the logits: a step asks for few logit rows) stay int4.
+ * corrected after the product). Where the CPU lacks VNNI the weights are stored as u8 with a zero
+ * point of 128 instead (cpu-features.ts: the s8 kernels saturate there). The int8 weights go to the
+ * derived graph's own data file. The projections named in `keep` (the logits: a step asks for few
+ * logit rows) stay int4.
  */
 import onnxProto from 'onnx-proto';
 import { DType, GraphBuilder, type NodeProto } from '../../onnx/graph.ts';
 import { batchedDerivation, type BatchedIo } from './batched-model.ts';
 import type { DataSink, Derivation, DerivationContext, ModelProto } from './derived-model.ts';
 import { intAttribute, pruneDeadNodes, sortTopologically, type TensorProto } from './graph-edit.ts';
+import type { IntegerWeights } from '../cpu-features.ts';
 import { requantizeInt4 } from './int8-weights.ts';
 
 const { onnx } = onnxProto;
@@ -87,6 +90,7 @@ export function replaceWithIntegerMatMuls(
   read: DerivationContext['read'],
   store: TensorStore,
   keep: ReadonlySet<string>,
+  weightType: IntegerWeights,
   progress?: DerivationContext['progress'],
 ): void {
   const graph = model.graph;
@@ -96,6 +100,9 @@ export function replaceWithIntegerMatMuls(
   const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
   const b = new GraphBuilder();
   addConstants(b);
+  // MatMulInteger's optional inputs: no activation zero point (corrected after), the weights' 128.
+  const weightZeroPoint = weightType === 'u8' ? ['', `${NS}/weight_zero_point`] : [];
+  if (weightType === 'u8') b.initializers.push(inlineStore(`${NS}/weight_zero_point`, DType.UINT8, [], new Uint8Array([128])));
   const quantized = new Map<string, QuantizedInput>();
   const nodes: NodeProto[] = [];
   let replaced = 0;
@@ -120,7 +127,9 @@ export function replaceWithIntegerMatMuls(
     const p = `${name}/int8`;
     const correction = int8.columnSums.map((sum, i) => sum * int8.scales[i]);
     b.initializers.push(
-      store(`${p}/weights`, onnx.TensorProto.DataType.INT8, [k, n], bytesOf(int8.weights)),
+      weightType === 'u8'
+        ? store(`${p}/weights`, DType.UINT8, [k, n], bytesOf(int8.weights).map((v) => v ^ 0x80)) // two's complement + 128
+        : store(`${p}/weights`, onnx.TensorProto.DataType.INT8, [k, n], bytesOf(int8.weights)),
       store(`${p}/scales`, DType.FLOAT, [n], bytesOf(int8.scales)),
       store(`${p}/correction`, DType.FLOAT, [n], bytesOf(correction)),
     );
@@ -129,7 +138,7 @@ export function replaceWithIntegerMatMuls(
       act = quantizeRows(b, input, quantized.size);
       quantized.set(input, act);
     }
-    const product = b.op('Cast', `${p}/Cast`, [b.op('MatMulInteger', `${p}/MatMulInteger`, [act.q, `${p}/weights`])], { to: DType.FLOAT });
+    const product = b.op('Cast', `${p}/Cast`, [b.op('MatMulInteger', `${p}/MatMulInteger`, [act.q, `${p}/weights`, ...weightZeroPoint])], { to: DType.FLOAT });
     const scaled = b.op('Mul', `${p}/Mul_product`, [product, b.op('Mul', `${p}/Mul_scales`, [act.scale, `${p}/scales`])]);
     b.node('Sub', [scaled, b.op('Mul', `${p}/Mul_correction`, [act.zeroScale, `${p}/correction`])], [out], {}, { name: `${p}/Sub` });
     nodes.push(...b.nodes.splice(0));
@@ -153,14 +162,14 @@ export function int8WeightBytes(model: ModelProto, keep: ReadonlySet<string>): n
   return bytes;
 }
 
-export function int8Derivation(io: BatchedIo): Derivation {
+export function int8Derivation(io: BatchedIo, weightType: IntegerWeights): Derivation {
   const batched = batchedDerivation(io);
   return {
-    variant: 'batched-int8',
+    variant: weightType === 'u8' ? 'batched-int8-u8' : 'batched-int8',
     version: 1,
     rewrite: (model, ctx) => {
       batched.rewrite(model, ctx);
-      replaceWithIntegerMatMuls(model, ctx.read, externalStore(ctx.data), new Set([io.logits]), ctx.progress);
+      replaceWithIntegerMatMuls(model, ctx.read, externalStore(ctx.data), new Set([io.logits]), weightType, ctx.progress);
     },
   };
 }
