@@ -61,7 +61,8 @@ const HELP = `npm run bench:http -- [options]
   --long-duration-s S      time cap per level for long prompts (default 300, or --duration-s if given)
   --threads N              ORT intra-op threads for server and engine; 0 = ORT decides (default 0)
   --max-queue N            server --max-queue (default 64)
-  --request-timeout-s S    per streaming request, queue wait included (default 900)
+  --request-timeout-s S    per streaming request, queue wait included (default 2400: the memory scenario's
+                           last prompt waits for seven others, 23 min on a slow host)
   --ac-duration-s S        autocannon duration per target (default 30 for completions, /health 10)
   --ac-connections N       autocannon connections on /v1/completions (default 4; /health uses 10)
   --ac-max-tokens N        max_tokens of the autocannon completions (default 8)
@@ -100,7 +101,7 @@ const { values: v } = parseArgs({
     'long-duration-s': { type: 'string' },
     threads: { type: 'string', default: '0' },
     'max-queue': { type: 'string', default: '64' },
-    'request-timeout-s': { type: 'string', default: '900' },
+    'request-timeout-s': { type: 'string', default: '2400' },
     'ac-duration-s': { type: 'string' },
     'ac-connections': { type: 'string', default: '4' },
     'ac-max-tokens': { type: 'string', default: '8' },

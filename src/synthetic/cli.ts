@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { buildSyntheticModel } from './build.ts';
+import { stampSyntheticModel } from './ensure.ts';
 import { PRESETS, isPresetName } from './presets.ts';
 
 const { values } = parseArgs({
@@ -47,4 +48,6 @@ await buildSyntheticModel({
   },
 });
 if (started) bar.stop();
+// The stamp lets benchmarks and tests reuse the folder instead of building it again.
+stampSyntheticModel(values.preset, values.out, values.seed ? Number(values.seed) : undefined);
 console.log(`built ${values.preset} in ${values.out} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);

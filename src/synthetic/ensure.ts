@@ -35,10 +35,19 @@ export async function ensureSyntheticModel(
   const stampPath = join(outDir, STAMP_FILE);
   const stamp = { preset, builder: builderHash() };
   if (existsSync(stampPath) && existsSync(join(outDir, 'model.onnx'))) {
-    const old = JSON.parse(readFileSync(stampPath, 'utf8')) as typeof stamp;
-    if (old.preset === stamp.preset && old.builder === stamp.builder) return { built: false };
+    const old = JSON.parse(readFileSync(stampPath, 'utf8')) as typeof stamp & { seed?: number };
+    if (old.preset === stamp.preset && old.builder === stamp.builder && old.seed === undefined) return { built: false };
   }
   await buildSyntheticModel({ preset, outDir, onProgress });
-  writeFileSync(stampPath, JSON.stringify({ ...stamp, note: 'random weights: output is meaningless' }, null, 2) + '\n');
+  stampSyntheticModel(preset, outDir);
   return { built: true };
+}
+
+/**
+ * Marks a folder as synthetic, built from the preset by the current builder, so ensureSyntheticModel
+ * reuses it; a folder built with another seed is not the preset and is rebuilt when ensured.
+ */
+export function stampSyntheticModel(preset: PresetName, outDir: string, seed?: number): void {
+  const stamp = { preset, builder: builderHash(), ...(seed !== undefined ? { seed } : {}), note: 'random weights: output is meaningless' };
+  writeFileSync(join(outDir, STAMP_FILE), JSON.stringify(stamp, null, 2) + '\n');
 }

@@ -3,13 +3,16 @@
  * Phi-4-mini at every interface, and weights are a deterministic function of the seed.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { promisify } from 'node:util';
 import onnxProto from 'onnx-proto';
 import { buildSyntheticModel } from '../../src/synthetic/build.ts';
+import { ensureSyntheticModel, stampSyntheticModel } from '../../src/synthetic/ensure.ts';
 import { FIXTURES } from '../setup/model-paths.ts';
 
 const { onnx } = onnxProto;
@@ -116,4 +119,15 @@ test('weights are deterministic from the seed', async () => {
   assert.equal(sha(join(a, 'model.onnx.data')), sha(join(b, 'model.onnx.data')));
   assert.equal(sha(join(a, 'model.onnx')), sha(join(b, 'model.onnx')));
   assert.notEqual(sha(join(a, 'model.onnx.data')), sha(join(c, 'model.onnx.data')));
+});
+
+test('a folder built by `npm run model:build` is reused where the preset is ensured; a seeded one is not', async () => {
+  const dir = join(tmp, 'cli');
+  await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/synthetic/cli.ts', '--preset', 'tiny', '--out', dir]);
+  const builtAt = statSync(join(dir, 'model.onnx.data')).mtimeMs;
+  assert.deepEqual(await ensureSyntheticModel('tiny', dir), { built: false });
+  assert.equal(statSync(join(dir, 'model.onnx.data')).mtimeMs, builtAt);
+  stampSyntheticModel('tiny', dir, 9); // what the CLI writes after --seed 9
+  assert.deepEqual(await ensureSyntheticModel('tiny', dir), { built: true });
+  assert.equal(JSON.parse(readFileSync(join(dir, 'synthetic-model.json'), 'utf8')).seed, undefined);
 });
