@@ -110,6 +110,34 @@ describe('openai SDK', () => {
     for (const c of chunks.slice(0, -1)) assert.equal(c.usage, null);
   });
 
+  it("a chat's next turn reports its cached prompt tokens, in JSON and in the final stream chunk", async () => {
+    const turn1 = [
+      { role: 'system' as const, content: 'You keep a lighthouse log.' },
+      { role: 'user' as const, content: `Log entry for night ${Date.now()}: the fog came in.` },
+    ];
+    const first = await client.chat.completions.create({ model: MODEL_NAME, messages: turn1, max_tokens: 8, seed: 5, logit_bias: NO_EOS_BIAS });
+    // Only what other tests' chats share with it (the system role's opening tokens) can be cached.
+    assert.ok((first.usage?.prompt_tokens_details?.cached_tokens ?? -1) >= 0 && first.usage!.prompt_tokens_details!.cached_tokens! < 8);
+    const turn2 = [...turn1, { role: 'assistant' as const, content: first.choices[0].message.content ?? '' }, { role: 'user' as const, content: 'And at dawn?' }];
+    const second = await client.chat.completions.create({ model: MODEL_NAME, messages: turn2, max_tokens: 4, logit_bias: NO_EOS_BIAS });
+    const p1 = first.usage!.prompt_tokens;
+    const cached = second.usage?.prompt_tokens_details?.cached_tokens ?? 0;
+    // Turn 1's prompt at least (its answer too, up to where re-tokenized text first differs from the sampled ids).
+    assert.ok(cached >= p1 && cached < second.usage!.prompt_tokens, `${cached} cached of ${second.usage!.prompt_tokens}, turn 1 prompt ${p1}`);
+    const stream = await client.chat.completions.create({
+      model: MODEL_NAME,
+      messages: turn2,
+      max_tokens: 4,
+      logit_bias: NO_EOS_BIAS,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) usage = chunk.usage ?? usage;
+    // The same prompt again: all of it but the last token, which is run to sample the first answer token.
+    assert.equal(usage?.prompt_tokens_details?.cached_tokens, second.usage!.prompt_tokens - 1);
+  });
+
   it('text completions: string prompt, token prompt, batch, echo, stream', async () => {
     const res = await client.completions.create({
       model: MODEL_NAME,
