@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import onnxProto from 'onnx-proto';
 import { Engine } from '../../src/engine/engine.ts';
+import { integerWeightsFor } from '../../src/engine/cpu-features.ts';
 import { derivedModelPath } from '../../src/engine/graphs/derived-model.ts';
+import { int8Variant } from '../../src/engine/graphs/int8-model.ts';
 import { DEFAULT_SAMPLING, type EngineOptions, type GenerationEvent, type StepRecord } from '../../src/engine/types.ts';
 import { ChatTokenizer } from '../../src/tokenizer/tokenizer.ts';
 import { Stepper, maxAbsDiff } from '../helpers/decoder.ts';
@@ -107,7 +109,7 @@ test('tiny-qwen, int8 steps: the projections become integer GEMMs, the bias Adds
   const int8 = await Stepper.open({ modelDir: dir, threads: 2, int8Steps: 'on', int8MinRows: 1 });
   try {
     assert.equal(int8.decoder.description.int8.enabled, true);
-    const graph = onnxProto.onnx.ModelProto.decode(readFileSync(derivedModelPath(join(dir, 'model.onnx'), 'batched-int8'))).graph!;
+    const graph = onnxProto.onnx.ModelProto.decode(readFileSync(derivedModelPath(join(dir, 'model.onnx'), int8Variant(integerWeightsFor())))).graph!;
     const add = graph.node!.find((n) => n.name === '/model/layers.0/attn/qkv_proj/Add')!;
     const producer = graph.node!.find((n) => n.output?.includes(add.input![0]))!;
     assert.equal(producer.name, '/model/layers.0/attn/qkv_proj/MatMul/int8/Sub');

@@ -162,10 +162,15 @@ export function int8WeightBytes(model: ModelProto, keep: ReadonlySet<string>): n
   return bytes;
 }
 
+/** The derived graph's variant name: each weight type gets its own file. */
+export function int8Variant(weightType: IntegerWeights): string {
+  return weightType === 'u8' ? 'batched-int8-u8' : 'batched-int8';
+}
+
 export function int8Derivation(io: BatchedIo, weightType: IntegerWeights): Derivation {
   const batched = batchedDerivation(io);
   return {
-    variant: weightType === 'u8' ? 'batched-int8-u8' : 'batched-int8',
+    variant: int8Variant(weightType),
     version: 1,
     rewrite: (model, ctx) => {
       batched.rewrite(model, ctx);

@@ -9,6 +9,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, deriveModelName } from '../../config.ts';
 import { loadModelConfig } from '../../engine/model-config.ts';
+import { int8Variant } from '../../engine/graphs/int8-model.ts';
+import { integerWeightsFor } from '../../engine/cpu-features.ts';
 
 export interface ModelSource {
   /** The name clients send in `model`. */
@@ -100,9 +102,11 @@ function weightBytes(dir: string, withInt8: boolean): number {
   } catch {
     return 0;
   }
+  // Only this CPU's weight type: a folder may also hold the other one, written on another machine.
+  const int8Prefix = `model.${int8Variant(integerWeightsFor())}.onnx`;
   for (const f of files) {
     const exportFile = f === 'model.onnx' || (f.startsWith('model.onnx') && f.endsWith('.data'));
-    const int8File = withInt8 && f.startsWith('model.batched-int8.onnx') && f.endsWith('.data');
+    const int8File = withInt8 && f.startsWith(int8Prefix) && f.endsWith('.data');
     if (exportFile || int8File) total += statSync(path.join(dir, f)).size;
   }
   return total;
