@@ -143,9 +143,9 @@ describe('several models (--models-dir)', () => {
   it('--max-loaded-models 1: alternating and concurrent requests are all served by swapping', async () => {
     const s = await startModelsServer({ maxLoadedModels: 1 });
     try {
-      for (const model of [PHI, QWEN, PHI, QWEN]) assert.equal((await chat(s.url, model)).status, 200, model);
-      const concurrent = await Promise.all([PHI, QWEN, PHI, QWEN, PHI, QWEN].map((m) => chat(s.url, m)));
-      assert.deepEqual(concurrent.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
+      for (const model of [PHI, QWEN, PHI]) assert.equal((await chat(s.url, model)).status, 200, model);
+      const concurrent = await Promise.all([QWEN, PHI, QWEN, PHI].map((m) => chat(s.url, m)));
+      assert.deepEqual(concurrent.map((r) => r.status), [200, 200, 200, 200]);
       const loaded = s.app.models.list().filter((e) => e.state === 'loaded');
       assert.ok(loaded.length <= 1, 'never two loaded at once');
 
