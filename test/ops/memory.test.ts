@@ -25,12 +25,13 @@ it('idle RSS after a 10,000-token prompt read in 1,024-token chunks returns with
   const ask = (prompt: string | number[]) =>
     fetch(`${child!.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny', prompt, max_tokens: 2 }) });
   // A first request of each kind, so one-off allocations (the tokenizer worker, ORT's kernels) are in the baseline.
-  assert.equal((await ask('Hello there, a short warm-up prompt.'.repeat(40))).status, 200);
+  const warm = await ask('Hello there, a short warm-up prompt.'.repeat(40));
+  assert.equal(warm.status, 200, await warm.text());
   await idleWithoutCache();
   const before = rssMiB(pid);
   const long = Array.from({ length: 10_000 }, (_, i) => 1000 + ((i * 7919) % 150_000));
   const res = await ask(long);
-  assert.equal(res.status, 200);
+  assert.equal(res.status, 200, await res.text());
   const grown = rssMiB(pid);
   await idleWithoutCache();
   const idle = rssMiB(pid);
