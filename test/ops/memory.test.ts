@@ -4,7 +4,7 @@
  * onnxruntime's CPU arena kept the largest one any step ever needed (a prompt chunk's attention
  * scores grow with its rows times the past), +600 MB on the tiny model when this was found. Large
  * chunks over a 10,000-token prompt make that scratch big while the prompt stays quick to read:
- * with only the arena turned back on it measured +980 MiB over the level before, -150 without (an
+ * with only the arena turned back on it measured +980 MiB over the level before, -30 to -260 without (an
  * AVX2-only EPYC). The heap trim after an unload is tested in test/server/models.test.ts.
  */
 import assert from 'node:assert/strict';
