@@ -179,6 +179,7 @@ export class Engine {
       return;
     }
     if (msg.type !== 'event') return;
+    if (msg.stats) this.workerStats = msg.stats;
     const sub = this.subs.get(msg.id);
     if (!sub) return;
     sub.push(msg.event);

@@ -107,7 +107,7 @@ function expireWhenIdle(): void {
 /** Creates the request's sequence (compiling its grammar first) and puts it in line. */
 async function admitRequest(id: number, request: GenerationRequest, abortFlag: SharedArrayBuffer): Promise<void> {
   const flag = new Int32Array(abortFlag);
-  const hooks = { aborted: () => Atomics.load(flag, 0) !== 0, emit: (event: GenerationEvent) => post({ type: 'event', id, event }) };
+  const hooks = { aborted: () => Atomics.load(flag, 0) !== 0, emit: (event: GenerationEvent) => post({ type: 'event', id, event, stats: event.type === 'done' ? stats() : undefined }) };
   let seq: Sequence;
   try {
     const constraint = request.constraint ? await TokenConstraint.create(request.constraint, grammars) : undefined;

@@ -23,6 +23,7 @@ export type FromWorker =
   | { type: 'fatal'; error: string }
   /** Long one-off work while loading (see load-progress.ts). */
   | { type: 'progress'; progress: LoadProgress }
-  | { type: 'event'; id: number; event: GenerationEvent }
+  /** A `done` event carries the stats right after its sequence ended, so /metrics agrees with the reply. */
+  | { type: 'event'; id: number; event: GenerationEvent; stats?: WorkerStats }
   | { type: 'grammarChecked'; id: number; error?: string }
   | { type: 'step'; step: StepRecord; stats: WorkerStats };

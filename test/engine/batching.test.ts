@@ -128,6 +128,8 @@ describe('prefix reuse', () => {
   test('a request served from a prefix-cache hit gives exactly what it gives on a cold server', async () => {
     const first = await generate(engine, PROMPTS[3], MAX_TOKENS);
     assert.equal(first.done.cachedTokens, 0);
+    // The stats already count its rows when its done event arrives (metrics scraped right after agree).
+    assert.equal(engine.stats().prefixCachedTokens, PROMPTS[3].length + MAX_TOKENS - 1);
     assert.deepEqual(first.ids, reference[3].ids);
     // The same prompt again: all but its last token come from the cache.
     const again = await generate(engine, PROMPTS[3], MAX_TOKENS);
